@@ -50,6 +50,8 @@ func commands() map[string]command {
 			fmt.Fprintln(e.stdout, "popgate", version)
 			return nil
 		}},
+		"config": {"print every configuration key with its documentation and value", configCommand},
+		"check":  {"validate the configuration and the files it names", checkCommand},
 	}
 }
 

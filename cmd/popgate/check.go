@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// newFlags returns a flag set that reports errors as usage errors instead
+// of exiting, with the --config flag every subcommand takes.
+func newFlags(name string, e *env) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet("popgate "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfg := fs.String("config", "", "configuration file (default: the embedded configuration)")
+	return fs, cfg
+}
+
+// parseFlags parses args, turning flag errors into usage errors.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return usagef("%v", err)
+	}
+	return nil
+}
+
+// configCommand prints the configuration in effect (the defaults when no
+// file is given) with every key documented.
+func configCommand(_ context.Context, e *env, args []string) error {
+	fs, path := newFlags("config", e)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	return writeConfigDoc(e.stdout, cfg)
+}
+
+// checkCommand validates the configuration and the files it names, and
+// prints a short summary of what would be served.
+func checkCommand(_ context.Context, e *env, args []string) error {
+	fs, path := newFlags("check", e)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	src := *path
+	if src == "" {
+		src = "embedded default"
+	}
+	fmt.Fprintf(e.stdout, "configuration ok (%s)\n", src)
+	fmt.Fprintf(e.stdout, "  hostname  %s\n  domains   %s\n  data_dir  %s\n  users     %s\n",
+		cfg.Hostname, strings.Join(cfg.Domains, ", "), cfg.DataDir, cfg.usersFile())
+	for _, l := range cfg.listeners() {
+		if len(l.addrs) > 0 {
+			fmt.Fprintf(e.stdout, "  %-17s %s\n", l.key, strings.Join(l.addrs, ", "))
+		}
+	}
+	fmt.Fprintf(e.stdout, "  relay.pop_ttl     %v, %d trusted networks, %d mirror(s)\n",
+		cfg.Relay.PopTTL.Duration, len(cfg.Relay.TrustedNetworks), len(cfg.Relay.Mirror))
+	return nil
+}

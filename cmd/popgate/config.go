@@ -1,0 +1,478 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is popgate's whole configuration: one TOML file in which every key
+// is optional. The doc tags are the reference documentation; `popgate
+// config` prints them with the defaults, and docs/config.md is generated
+// from the same source, so the two cannot drift.
+type Config struct {
+	Hostname string   `toml:"hostname" doc:"Name used in greeting banners and Received headers. Default: the machine's host name."`
+	Domains  []string `toml:"domains" doc:"Local domains: mail for them is delivered into maildirs; anything else is relayed only when allowed."`
+	DataDir  string   `toml:"data_dir" doc:"Directory for mail/<domain>/<user>/{cur,new,tmp}, queue/ and state/. Relative paths are relative to the working directory."`
+
+	Log     LogConfig     `toml:"log"`
+	Users   UsersConfig   `toml:"users"`
+	TLS     TLSConfig     `toml:"tls"`
+	POP3    POP3Config    `toml:"pop3"`
+	SMTP    SMTPConfig    `toml:"smtp"`
+	Relay   RelayConfig   `toml:"relay"`
+	Queue   QueueConfig   `toml:"queue"`
+	Metrics MetricsConfig `toml:"metrics"`
+	Control ControlConfig `toml:"control"`
+}
+
+// LogConfig selects how popgate logs.
+type LogConfig struct {
+	Format string `toml:"format" doc:"\"text\" or \"json\"."`
+	Level  string `toml:"level" doc:"\"debug\", \"info\", \"warn\" or \"error\"."`
+}
+
+// UsersConfig names the users file and the aliases file.
+type UsersConfig struct {
+	File    string `toml:"file" doc:"Users file, one user a line: address:{SCHEME}hash (Dovecot passwd-file form). Empty: <data_dir>/users, created empty if missing."`
+	Aliases string `toml:"aliases" doc:"Optional aliases file in sendmail aliases(5) syntax. Empty: no aliases."`
+}
+
+// TLSConfig names the certificate used by STLS, STARTTLS and the implicit
+// TLS listeners.
+type TLSConfig struct {
+	Cert string `toml:"cert" doc:"PEM certificate chain. Empty (with key empty): a self-signed certificate is generated into <data_dir>/tls on first start."`
+	Key  string `toml:"key" doc:"PEM private key for cert."`
+}
+
+// POP3Config configures the POP3 listeners.
+type POP3Config struct {
+	Listen             []string `toml:"listen" doc:"Plain POP3 listeners (port 110 style); they offer STLS."`
+	ListenTLS          []string `toml:"listen_tls" doc:"Implicit-TLS POP3 listeners (port 995 style)."`
+	AllowPlaintextAuth bool     `toml:"allow_plaintext_auth" doc:"Allow USER/PASS and AUTH before STLS from non-loopback clients. Loopback is always allowed."`
+	IdleTimeout        Duration `toml:"idle_timeout" doc:"Close a session idle this long; nothing is deleted. RFC 1939 section 3 asks for at least 10 minutes."`
+	MaxConnections     int      `toml:"max_connections" doc:"Concurrent POP3 sessions in total."`
+	MaxConnectionsIP   int      `toml:"max_connections_per_ip" doc:"Concurrent POP3 sessions from one client address."`
+	EnableAPOP         bool     `toml:"enable_apop" doc:"Offer APOP to users whose password is stored {PLAIN}. Off by default."`
+}
+
+// SMTPConfig configures the SMTP listeners and their limits.
+type SMTPConfig struct {
+	Listen             []string `toml:"listen" doc:"MX listeners (port 25 style): mail for local domains from anyone, relay only when allowed."`
+	Submission         []string `toml:"submission" doc:"Submission listeners (port 587 style): STARTTLS, then AUTH."`
+	Submissions        []string `toml:"submissions" doc:"Implicit-TLS submission listeners (port 465 style)."`
+	MaxMessageBytes    int64    `toml:"max_message_bytes" doc:"Largest message accepted, advertised with SIZE."`
+	MaxRecipients      int      `toml:"max_recipients" doc:"Recipients per message."`
+	MaxConnections     int      `toml:"max_connections" doc:"Concurrent SMTP sessions in total."`
+	MaxConnectionsIP   int      `toml:"max_connections_per_ip" doc:"Concurrent SMTP sessions from one client address."`
+	Timeout            Duration `toml:"timeout" doc:"Read and write timeout for each SMTP command and reply (RFC 5321 section 4.5.3.2 suggests 5 minutes)."`
+	AllowPlaintextAuth bool     `toml:"allow_plaintext_auth" doc:"Allow AUTH before STARTTLS from non-loopback clients. Loopback is always allowed."`
+}
+
+// RelayConfig decides who may relay, and how the decision is mirrored for
+// a sendmail or Postfix running beside popgate.
+type RelayConfig struct {
+	PopTTL          Duration       `toml:"pop_ttl" doc:"How long a successful POP3 login lets its client address relay."`
+	AccessFile      string         `toml:"access_file" doc:"sendmail-style static rules, e.g. /etc/mail/access. Empty: none."`
+	TrustedNetworks []Prefix       `toml:"trusted_networks" doc:"Networks that may always relay (like Postfix mynetworks). [] makes loopback count as remote."`
+	NeverGrant      []Prefix       `toml:"never_grant" doc:"Networks a POP3 login never authorises (NAT gateways, webmail, proxies)."`
+	ProxyProtocol   []Prefix       `toml:"proxy_protocol" doc:"Trusted load balancers whose PROXY v1/v2 header gives the client address."`
+	Mirror          []MirrorConfig `toml:"mirror" doc:"Map files kept in step with the static rules and live grants."`
+}
+
+// MirrorConfig is one access.db-style output.
+type MirrorConfig struct {
+	Path   string `toml:"path" doc:"The map file itself, e.g. /etc/mail/access.db."`
+	Flavor string `toml:"flavor" doc:"\"sendmail\" (value RELAY, IPv6 keys ipv6:full-form) or \"postfix\" (value OK, compressed IPv6)."`
+	Format string `toml:"format" doc:"\"hash\" (Berkeley DB 5.x hash) or \"hash185\" (DB 1.85 hash, BSD base systems)."`
+}
+
+// QueueConfig configures outbound delivery.
+type QueueConfig struct {
+	Smarthost string   `toml:"smarthost" doc:"host:port to relay all outbound mail through. Empty: deliver to the recipient domain's MX."`
+	MinRetry  Duration `toml:"min_retry" doc:"First retry after a temporary failure; the interval doubles each time."`
+	MaxAge    Duration `toml:"max_age" doc:"Give up and bounce a message still undelivered after this long."`
+}
+
+// MetricsConfig configures the Prometheus endpoint.
+type MetricsConfig struct {
+	Listen string `toml:"listen" doc:"Address for Prometheus /metrics, e.g. 127.0.0.1:9154. Empty: off."`
+}
+
+// ControlConfig configures the local control socket used by `popgate
+// queue`, `grants`, `report` and `health`.
+type ControlConfig struct {
+	Socket string `toml:"socket" doc:"Unix socket for the control commands, mode 0600. Empty: <data_dir>/state/control.sock."`
+}
+
+// defaultConfig is the embedded default: everything on loopback, data in
+// ./popgate-data, so that `popgate serve` works with no file at all.
+func defaultConfig() *Config {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return &Config{
+		Hostname: host,
+		Domains:  []string{"localhost"},
+		DataDir:  "./popgate-data",
+		Log:      LogConfig{Format: "text", Level: "info"},
+		POP3: POP3Config{
+			Listen:           []string{"127.0.0.1:1110"},
+			ListenTLS:        []string{},
+			IdleTimeout:      Duration{10 * time.Minute},
+			MaxConnections:   1000,
+			MaxConnectionsIP: 20,
+		},
+		SMTP: SMTPConfig{
+			Listen:           []string{"127.0.0.1:2525"},
+			Submission:       []string{"127.0.0.1:2587"},
+			Submissions:      []string{},
+			MaxMessageBytes:  26214400,
+			MaxRecipients:    100,
+			MaxConnections:   500,
+			MaxConnectionsIP: 20,
+			Timeout:          Duration{5 * time.Minute},
+		},
+		Relay: RelayConfig{
+			PopTTL:          Duration{15 * time.Minute},
+			TrustedNetworks: []Prefix{mustPrefix("127.0.0.1/32"), mustPrefix("::1/128")},
+			NeverGrant:      []Prefix{},
+			ProxyProtocol:   []Prefix{},
+			Mirror:          []MirrorConfig{},
+		},
+		Queue: QueueConfig{
+			MinRetry: Duration{5 * time.Minute},
+			MaxAge:   Duration{120 * time.Hour},
+		},
+	}
+}
+
+// configError is an error in a configuration file, located at a key.
+type configError struct {
+	file string
+	line int // 0 when unknown
+	key  string
+	msg  string
+}
+
+func (e *configError) Error() string {
+	loc := e.file
+	if e.line > 0 {
+		loc = fmt.Sprintf("%s:%d", e.file, e.line)
+	}
+	if e.key != "" {
+		return fmt.Sprintf("%s: %s: %s", loc, e.key, e.msg)
+	}
+	return fmt.Sprintf("%s: %s", loc, e.msg)
+}
+
+// loadConfig reads path over the defaults; an empty path gives the
+// embedded default. Every problem is reported as a *configError naming the
+// file, the line where known, and the key.
+func loadConfig(path string) (*Config, error) {
+	cfg := defaultConfig()
+	if path == "" {
+		return cfg, cfg.validate("(embedded default)", nil)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &configError{file: path, msg: fmt.Sprintf("cannot read: %v", errors.Unwrap(err))}
+	}
+	pos := keyLines(data)
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(cfg)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &configError{file: path, line: pe.Position.Line, key: pe.LastKey, msg: pe.Message}
+		}
+		return nil, &configError{file: path, msg: strings.TrimPrefix(err.Error(), "toml: ")}
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		k := und[0].String()
+		return nil, &configError{file: path, line: pos[k], key: k, msg: "unknown key"}
+	}
+	if cfg.DataDir != "" && !filepath.IsAbs(cfg.DataDir) && !strings.HasPrefix(cfg.DataDir, ".") {
+		cfg.DataDir = "./" + cfg.DataDir
+	}
+	return cfg, cfg.validate(path, pos)
+}
+
+// validate checks what decoding cannot: values that parse but make no
+// sense, conflicting listeners and unreadable files.
+func (c *Config) validate(file string, pos map[string]int) error {
+	fail := func(key, format string, args ...any) error {
+		return &configError{file: file, line: pos[key], key: key, msg: fmt.Sprintf(format, args...)}
+	}
+	if strings.TrimSpace(c.Hostname) == "" || strings.ContainsAny(c.Hostname, " \t\r\n") {
+		return fail("hostname", "must be a host name without spaces")
+	}
+	if len(c.Domains) == 0 {
+		return fail("domains", "at least one local domain is needed")
+	}
+	for _, d := range c.Domains {
+		if d == "" || strings.ContainsAny(d, " \t\r\n@/[]") {
+			return fail("domains", "%q is not a domain name", d)
+		}
+	}
+	if c.DataDir == "" {
+		return fail("data_dir", "must not be empty")
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return fail("log.format", "%q: want \"text\" or \"json\"", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fail("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		return fail("tls.cert", "cert and key must be set together")
+	}
+	for _, f := range []struct{ key, path string }{
+		{"tls.cert", c.TLS.Cert}, {"tls.key", c.TLS.Key},
+		{"users.file", c.Users.File}, {"users.aliases", c.Users.Aliases},
+		{"relay.access_file", c.Relay.AccessFile},
+	} {
+		if f.path == "" {
+			continue
+		}
+		fh, err := os.Open(f.path)
+		if err != nil {
+			return fail(f.key, "cannot read %s: %v", f.path, errors.Unwrap(err))
+		}
+		fh.Close()
+	}
+	if d := c.POP3.IdleTimeout.Duration; d < 10*time.Minute {
+		return fail("pop3.idle_timeout", "%v is shorter than the 10 minutes RFC 1939 section 3 requires", d)
+	}
+	if c.POP3.MaxConnections < 1 || c.POP3.MaxConnectionsIP < 1 {
+		return fail("pop3.max_connections", "connection limits must be at least 1")
+	}
+	if c.SMTP.MaxConnections < 1 || c.SMTP.MaxConnectionsIP < 1 {
+		return fail("smtp.max_connections", "connection limits must be at least 1")
+	}
+	if c.SMTP.MaxMessageBytes < 1024 {
+		return fail("smtp.max_message_bytes", "%d is too small (at least 1024)", c.SMTP.MaxMessageBytes)
+	}
+	if c.SMTP.MaxRecipients < 1 {
+		// RFC 5321 section 4.5.3.1.8: a server must accept at least 100.
+		return fail("smtp.max_recipients", "must be at least 1 (RFC 5321 asks for 100)")
+	}
+	if c.SMTP.Timeout.Duration <= 0 {
+		return fail("smtp.timeout", "must be positive")
+	}
+	if c.Relay.PopTTL.Duration <= 0 {
+		return fail("relay.pop_ttl", "must be positive")
+	}
+	if c.Queue.MinRetry.Duration <= 0 {
+		return fail("queue.min_retry", "must be positive")
+	}
+	if c.Queue.MaxAge.Duration < c.Queue.MinRetry.Duration {
+		return fail("queue.max_age", "%v is shorter than queue.min_retry", c.Queue.MaxAge.Duration)
+	}
+	if c.Queue.Smarthost != "" {
+		if _, _, err := net.SplitHostPort(c.Queue.Smarthost); err != nil {
+			return fail("queue.smarthost", "%q is not host:port", c.Queue.Smarthost)
+		}
+	}
+	for i, m := range c.Relay.Mirror {
+		key := fmt.Sprintf("relay.mirror[%d]", i)
+		if m.Path == "" {
+			return fail("relay.mirror.path", "%s: path is required", key)
+		}
+		switch m.Flavor {
+		case "sendmail", "postfix":
+		default:
+			return fail("relay.mirror.flavor", "%s: %q: want \"sendmail\" or \"postfix\"", key, m.Flavor)
+		}
+		switch m.Format {
+		case "hash", "hash185":
+		default:
+			return fail("relay.mirror.format", "%s: %q: want \"hash\" or \"hash185\"", key, m.Format)
+		}
+		if st, err := os.Stat(filepath.Dir(m.Path)); err != nil || !st.IsDir() {
+			return fail("relay.mirror.path", "%s: directory of %s does not exist", key, m.Path)
+		}
+	}
+	if err := c.checkListeners(fail, pos); err != nil {
+		return err
+	}
+	if c.Metrics.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			return fail("metrics.listen", "%q is not host:port", c.Metrics.Listen)
+		}
+	}
+	return nil
+}
+
+// checkListeners rejects malformed addresses and the same address used by
+// two listeners (which would fail at bind time with a less helpful error).
+func (c *Config) checkListeners(fail func(key, format string, args ...any) error, pos map[string]int) error {
+	seen := map[string]string{}
+	total := 0
+	for _, l := range c.listeners() {
+		for _, addr := range l.addrs {
+			host, port, err := net.SplitHostPort(addr)
+			if err != nil {
+				return fail(l.key, "%q is not host:port", addr)
+			}
+			if host != "" {
+				if _, err := netip.ParseAddr(host); err != nil && host != "localhost" {
+					return fail(l.key, "%q: listen on an IP address, not %q", addr, host)
+				}
+			}
+			if port == "" {
+				return fail(l.key, "%q has no port", addr)
+			}
+			if other, dup := seen[addr]; dup {
+				// Blame the key the file set: the other may be a default.
+				if pos[l.key] == 0 && pos[other] > 0 {
+					return fail(other, "%s is also used by %s", addr, l.key)
+				}
+				return fail(l.key, "%s is also used by %s", addr, other)
+			}
+			seen[addr] = l.key
+			total++
+		}
+	}
+	if total == 0 {
+		return fail("pop3.listen", "no listeners at all: set at least one of pop3.listen, smtp.listen, ...")
+	}
+	return nil
+}
+
+type listenerSet struct {
+	key   string
+	addrs []string
+}
+
+func (c *Config) listeners() []listenerSet {
+	return []listenerSet{
+		{"pop3.listen", c.POP3.Listen},
+		{"pop3.listen_tls", c.POP3.ListenTLS},
+		{"smtp.listen", c.SMTP.Listen},
+		{"smtp.submission", c.SMTP.Submission},
+		{"smtp.submissions", c.SMTP.Submissions},
+	}
+}
+
+// usersFile is the users file in effect.
+func (c *Config) usersFile() string {
+	if c.Users.File != "" {
+		return c.Users.File
+	}
+	return filepath.Join(c.DataDir, "users")
+}
+
+// controlSocket is the control socket path in effect.
+func (c *Config) controlSocket() string {
+	if c.Control.Socket != "" {
+		return c.Control.Socket
+	}
+	return filepath.Join(c.DataDir, "state", "control.sock")
+}
+
+// keyLines maps each dotted key of a TOML text to the line that sets it,
+// so that errors found after decoding can still point at the file. It
+// understands what popgate's files use: [table], [[array]] and key = value
+// lines; a miss only costs the line number in a message.
+func keyLines(data []byte) map[string]int {
+	pos := map[string]int{}
+	table := ""
+	for i, raw := range strings.Split(string(data), "\n") {
+		line := strings.TrimSpace(raw)
+		switch {
+		case line == "" || strings.HasPrefix(line, "#"):
+			continue
+		case strings.HasPrefix(line, "[["):
+			table = strings.TrimSpace(strings.Trim(strings.SplitN(line, "]]", 2)[0], "[ "))
+		case strings.HasPrefix(line, "["):
+			table = strings.TrimSpace(strings.Trim(strings.SplitN(line, "]", 2)[0], "[ "))
+		default:
+			k, _, ok := strings.Cut(line, "=")
+			if !ok {
+				continue
+			}
+			k = strings.Trim(strings.TrimSpace(k), `"`)
+			if table != "" {
+				k = table + "." + k
+			}
+			if _, dup := pos[k]; !dup {
+				pos[k] = i + 1
+			}
+		}
+		if _, dup := pos[table]; table != "" && !dup {
+			pos[table] = i + 1
+		}
+	}
+	return pos
+}
+
+// Duration is a time.Duration written as a Go duration string ("15m").
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a duration such as "90s" or "15m".
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("bad duration %q (use a number with a unit, e.g. \"15m\" or \"30s\")", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration in Go's form.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
+
+// Prefix is a network in CIDR form; a bare address means that one host.
+type Prefix struct{ netip.Prefix }
+
+func mustPrefix(s string) Prefix {
+	var p Prefix
+	if err := p.UnmarshalText([]byte(s)); err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// UnmarshalText parses "192.0.2.0/24", "2001:db8::/32" or a bare address.
+func (p *Prefix) UnmarshalText(b []byte) error {
+	s := string(b)
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return fmt.Errorf("bad network %q (want CIDR such as 192.0.2.0/24, or an address)", s)
+		}
+		p.Prefix = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		return nil
+	}
+	v, err := netip.ParsePrefix(s)
+	if err != nil {
+		return fmt.Errorf("bad network %q (want CIDR such as 192.0.2.0/24)", s)
+	}
+	p.Prefix = v.Masked()
+	return nil
+}
+
+// MarshalText writes the network in CIDR form.
+func (p Prefix) MarshalText() ([]byte, error) { return []byte(p.Prefix.String()), nil }
+
+// prefixes unwraps a configuration list.
+func prefixes(ps []Prefix) []netip.Prefix {
+	out := make([]netip.Prefix, len(ps))
+	for i, p := range ps {
+		out[i] = p.Prefix
+	}
+	return out
+}

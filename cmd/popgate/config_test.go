@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var updateDocs = flag.Bool("update-docs", false, "rewrite docs/config.md from the config struct")
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigGood(t *testing.T) {
+	dir := t.TempDir()
+	users := writeFile(t, dir, "users", "")
+	p := writeFile(t, dir, "popgate.toml", `
+hostname = "mail.example.com"
+domains  = ["example.com", "example.org"]
+data_dir = "`+dir+`/data"
+
+[users]
+file = "`+users+`"
+
+[pop3]
+listen = ["127.0.0.1:0"]
+listen_tls = []
+
+[relay]
+pop_ttl = "90s"
+trusted_networks = []
+never_grant = ["192.0.2.0/24", "2001:db8::1"]
+
+[[relay.mirror]]
+path = "`+dir+`/access.db"
+flavor = "sendmail"
+format = "hash"
+
+[[relay.mirror]]
+path = "`+dir+`/postfix-access.db"
+flavor = "postfix"
+format = "hash"
+
+[queue]
+smarthost = "smtp.example.net:587"
+min_retry = "1s"
+`)
+	cfg, err := loadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Hostname != "mail.example.com" || len(cfg.Domains) != 2 {
+		t.Errorf("hostname/domains = %q %v", cfg.Hostname, cfg.Domains)
+	}
+	if cfg.Relay.PopTTL.Duration != 90*time.Second {
+		t.Errorf("pop_ttl = %v, want 90s", cfg.Relay.PopTTL)
+	}
+	if len(cfg.Relay.TrustedNetworks) != 0 {
+		t.Errorf("trusted_networks = %v, want empty (explicit [] overrides the default)", cfg.Relay.TrustedNetworks)
+	}
+	if got := cfg.Relay.NeverGrant[1].String(); got != "2001:db8::1/128" {
+		t.Errorf("bare address parsed as %s, want a /128", got)
+	}
+	if len(cfg.Relay.Mirror) != 2 || cfg.Relay.Mirror[1].Flavor != "postfix" {
+		t.Errorf("mirrors = %+v", cfg.Relay.Mirror)
+	}
+	// Keys not in the file keep their defaults.
+	if cfg.SMTP.Listen[0] != "127.0.0.1:2525" || cfg.Queue.MaxAge.Duration != 120*time.Hour {
+		t.Errorf("defaults lost: smtp.listen=%v queue.max_age=%v", cfg.SMTP.Listen, cfg.Queue.MaxAge)
+	}
+}
+
+func TestConfigBad(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		name, toml string
+		want       string // substring of the error, which must also name file:line
+	}{
+		{"unknown key", "hostname = \"x\"\n\n[pop3]\nlisen = [\"127.0.0.1:1\"]\n", ":4: pop3.lisen: unknown key"},
+		{"unknown table", "[smpt]\nlisten = []\n", ":1: smpt: unknown key"},
+		{"wrong type", "[smtp]\nmax_recipients = \"many\"\n", "line 2"},
+		{"bad duration", "[relay]\npop_ttl = \"15 minutes\"\n", `:2: relay.pop_ttl: bad duration "15 minutes"`},
+		{"zero ttl", "[relay]\npop_ttl = \"0s\"\n", ":2: relay.pop_ttl: must be positive"},
+		{"bad cidr", "[relay]\ntrusted_networks = [\"10.0.0.0/33\"]\n", `:2: relay.trusted_networks: bad network "10.0.0.0/33"`},
+		{"bad ip", "[relay]\nnever_grant = [\"10.0.0.300\"]\n", `:2: relay.never_grant: bad network "10.0.0.300"`},
+		{"syntax", "[pop3\n", ":2: expected '.' or ']'"},
+		{"listen conflict", "[pop3]\nlisten = [\"127.0.0.1:2525\"]\n", ":2: pop3.listen: 127.0.0.1:2525 is also used by"},
+		{"listen not hostport", "[smtp]\nlisten = [\"127.0.0.1\"]\n", `:2: smtp.listen: "127.0.0.1" is not host:port`},
+		{"listen hostname", "[smtp]\nsubmission = [\"mail.example.com:587\"]\n", "listen on an IP address"},
+		{"unreadable users", "[users]\nfile = \"/nonexistent/users\"\n", ":2: users.file: cannot read /nonexistent/users"},
+		{"unreadable access", "[relay]\naccess_file = \"/nonexistent/access\"\n", ":2: relay.access_file: cannot read"},
+		{"short idle", "[pop3]\nidle_timeout = \"1m\"\n", ":2: pop3.idle_timeout: 1m0s is shorter than the 10 minutes"},
+		{"bad flavor", "[[relay.mirror]]\npath = \"" + dir + "/a.db\"\nflavor = \"exim\"\nformat = \"hash\"\n", `:3: relay.mirror.flavor: relay.mirror[0]: "exim"`},
+		{"bad format", "[[relay.mirror]]\npath = \"" + dir + "/a.db\"\nflavor = \"postfix\"\nformat = \"btree\"\n", `relay.mirror.format`},
+		{"mirror dir missing", "[[relay.mirror]]\npath = \"/nonexistent/dir/a.db\"\nflavor = \"postfix\"\nformat = \"hash\"\n", "directory of /nonexistent/dir/a.db does not exist"},
+		{"no domains", "domains = []\n", ":1: domains: at least one local domain"},
+		{"bad domain", "domains = [\"user@example.com\"]\n", `"user@example.com" is not a domain name`},
+		{"cert without key", "[tls]\ncert = \"/etc/hosts\"\n", ":2: tls.cert: cert and key must be set together"},
+		{"smarthost", "[queue]\nsmarthost = \"relay.example.net\"\n", `:2: queue.smarthost: "relay.example.net" is not host:port`},
+		{"max age < retry", "[queue]\nmin_retry = \"2h\"\nmax_age = \"1h\"\n", "queue.max_age: 1h0m0s is shorter than queue.min_retry"},
+		{"log format", "[log]\nformat = \"xml\"\n", `:2: log.format: "xml"`},
+		{"no listeners", "[pop3]\nlisten = []\n[smtp]\nlisten = []\nsubmission = []\n", "no listeners at all"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeFile(t, dir, strings.ReplaceAll(tc.name, " ", "_")+".toml", tc.toml)
+			_, err := loadConfig(p)
+			if err == nil {
+				t.Fatalf("loadConfig accepted:\n%s", tc.toml)
+			}
+			if !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), p) {
+				t.Errorf("error = %q\nwant it to start with the file name and contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestConfigMissingFile(t *testing.T) {
+	_, err := loadConfig("/nonexistent/popgate.toml")
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/popgate.toml: cannot read: no such file or directory") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestCheckCommand(t *testing.T) {
+	dir := t.TempDir()
+	good := writeFile(t, dir, "good.toml", "domains = [\"example.com\"]\n")
+	bad := writeFile(t, dir, "bad.toml", "[relay]\npop_ttl = \"soon\"\n")
+	var out, errb bytes.Buffer
+	e := &env{stdout: &out, stderr: &errb}
+	if code := run(context.Background(), e, []string{"check", "--config", good}); code != 0 {
+		t.Fatalf("check good: exit %d, stderr %q", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "configuration ok") || !strings.Contains(out.String(), "example.com") {
+		t.Errorf("summary = %q", out.String())
+	}
+	out.Reset()
+	errb.Reset()
+	if code := run(context.Background(), e, []string{"check", "--config", bad}); code != 1 {
+		t.Fatalf("check bad: exit %d, want 1", code)
+	}
+	if want := bad + `:2: relay.pop_ttl: bad duration "soon"`; !strings.Contains(errb.String(), want) {
+		t.Errorf("stderr = %q, want %q", errb.String(), want)
+	}
+	errb.Reset()
+	if code := run(context.Background(), e, []string{"check", "--bogus"}); code != 2 {
+		t.Errorf("unknown flag: exit %d, want 2 (usage)", code)
+	}
+}
+
+// TestConfigDocIsCurrent keeps docs/config.md equal to what the config
+// struct says; run `go test ./cmd/popgate -run ConfigDoc -update-docs` after
+// changing a key.
+func TestConfigDocIsCurrent(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.Hostname = "mail.example.com"
+	var b bytes.Buffer
+	b.WriteString("# Configuration reference\n\nEvery key of popgate's TOML configuration, with its default. " +
+		"`popgate config` prints the same for the configuration in effect (the default `hostname` is the machine's host name).\n\n```toml\n")
+	if err := writeConfigDoc(&b, cfg); err != nil {
+		t.Fatal(err)
+	}
+	b.WriteString("```\n")
+	const path = "../../docs/config.md"
+	if *updateDocs {
+		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(path)
+	if err != nil || !bytes.Equal(got, b.Bytes()) {
+		t.Fatalf("docs/config.md is out of date (err %v): run go test ./cmd/popgate -run ConfigDoc -update-docs", err)
+	}
+	// The documented defaults must load back to the same configuration.
+	_, body, _ := strings.Cut(b.String(), "```toml\n")
+	body, _, _ = strings.Cut(body, "```")
+	p := writeFile(t, t.TempDir(), "doc.toml", body)
+	back, err := loadConfig(p)
+	if err != nil {
+		t.Fatalf("documented defaults do not load: %v", err)
+	}
+	var again bytes.Buffer
+	if err := writeConfigDoc(&again, back); err != nil {
+		t.Fatal(err)
+	}
+	var first bytes.Buffer
+	_ = writeConfigDoc(&first, cfg)
+	if again.String() != first.String() {
+		t.Errorf("defaults do not round-trip through the documented file")
+	}
+}
