@@ -243,6 +243,9 @@ func (s *Store) computeSizes(jobs []sizeJob) {
 }
 
 func (s *Store) fileCRLFSize(path string, buf []byte) (int64, error) {
+	if _, ok := s.fs.(*afero.OsFs); ok {
+		return osCRLFSize(path, buf)
+	}
 	f, err := s.fs.Open(path)
 	if err != nil {
 		return 0, err

@@ -71,12 +71,28 @@ func (m *Mailbox) List() ([]Message, error) {
 			entries = append(entries, entry{ni: parseName(n), sub: sub, name: n})
 		}
 	}
-	// Sort indexes, not the entries themselves: entries are large to copy.
-	order := make([]int32, len(entries))
-	for i := range order {
-		order[i] = int32(i)
+	// Sort small keys, not the entries: they are large to move and the
+	// comparisons then stay in cache.
+	keys := make([]sortKey, len(entries))
+	for i := range entries {
+		keys[i] = sortKey{ts: entries[i].ni.ts, rest: entries[i].ni.rest, idx: int32(i)}
 	}
-	slices.SortFunc(order, func(i, j int32) int { return compareEntries(&entries[i], &entries[j]) })
+	slices.SortFunc(keys, func(a, b sortKey) int {
+		switch {
+		case a.ts < b.ts:
+			return -1
+		case a.ts > b.ts:
+			return 1
+		}
+		if c := naturalCompare(a.rest, b.rest); c != 0 {
+			return c
+		}
+		return compareEntries(&entries[a.idx], &entries[b.idx])
+	})
+	order := make([]int32, len(keys))
+	for i, k := range keys {
+		order[i] = k.idx
+	}
 	// The same base name twice (new/x and cur/x:2,S written by some other
 	// program) would give two messages one UID; give the later one its own.
 	for k := 1; k < len(order); k++ {
@@ -97,6 +113,13 @@ func (m *Mailbox) List() ([]Message, error) {
 		msgs = append(msgs, Message{UID: e.ni.uid, Size: e.size, sub: e.sub, name: e.name})
 	}
 	return msgs, nil
+}
+
+// sortKey is what List sorts: the delivery order key of entries[idx].
+type sortKey struct {
+	ts   int64
+	rest string
+	idx  int32
 }
 
 // compareEntries orders by delivery (compareNames), then by subdirectory

@@ -71,8 +71,8 @@ type Store struct {
 	pid      int
 	seq      atomic.Uint64
 
-	mu     sync.Mutex
-	locked  map[string]bool        // maildir paths locked by this process
+	mu      sync.Mutex
+	locked  map[string]bool       // maildir paths locked by this process
 	indexes map[string]*sizeIndex // size indexes loaded, by maildir path
 }
 
