@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 
 	"github.com/spf13/afero"
 
@@ -171,11 +172,8 @@ func (s *Store) linkAll(tmpPath, stem string, size, wsize int64, dirs []string) 
 			done = append(done, dst)
 		}
 		if err == nil {
-			for _, d := range dirs {
-				if err = durable.SyncDir(s.fs, filepath.Join(d, subNew)); err != nil {
-					err = fmt.Errorf("maildir: deliver %s: %w", name, err)
-					break
-				}
+			if err = s.syncNewDirs(dirs); err != nil {
+				err = fmt.Errorf("maildir: deliver %s: %w", name, err)
 			}
 		}
 		if err == nil {
@@ -187,6 +185,22 @@ func (s *Store) linkAll(tmpPath, stem string, size, wsize int64, dirs []string) 
 		}
 		stem = s.newStem()
 	}
+}
+
+// syncNewDirs fsyncs new/ of every dir, concurrently: each fsync waits for
+// the disk, and a message to several local recipients should not wait for
+// them one after another.
+func (s *Store) syncNewDirs(dirs []string) error {
+	if len(dirs) == 1 {
+		return durable.SyncDir(s.fs, filepath.Join(dirs[0], subNew))
+	}
+	errs := make([]error, len(dirs))
+	var wg sync.WaitGroup
+	for i, d := range dirs {
+		wg.Go(func() { errs[i] = durable.SyncDir(s.fs, filepath.Join(d, subNew)) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // unlinkAll removes entries made visible by a delivery that then failed.

@@ -269,6 +269,14 @@ func (m *Mailbox) Delete(msgs []Message) error {
 // maildir info (":2,S"); messages in cur/ without it get it too. Their UID
 // and Size stay the same. A message already gone is skipped.
 func (m *Mailbox) MarkSeen(msgs []Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	// A maildir made by another program may lack cur/; without it every
+	// rename below would look like a vanished message.
+	if err := m.s.ensureMaildir(m.dir); err != nil {
+		return fmt.Errorf("maildir: mark seen: %w", err)
+	}
 	dirty := map[string]bool{}
 	for _, msg := range msgs {
 		ni := parseName(msg.name)

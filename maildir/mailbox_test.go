@@ -223,3 +223,19 @@ func TestMarkSeenKeepsUIDAndSize(t *testing.T) {
 		t.Errorf("second MarkSeen changed the list: %+v", again)
 	}
 }
+
+func TestMarkSeenCreatesMissingCur(t *testing.T) {
+	s, fs := newMemStore(t)
+	writeFile(t, fs, mdir+"/new/1732000000.only-new.host", "x\n") // no cur/, no tmp/
+	mb := mustOpen(t, s, "example.com", "alice")
+	msgs := mustList(t, mb)
+	if err := mb.MarkSeen(msgs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fs.Stat(mdir + "/cur/1732000000.only-new.host:2,S"); err != nil {
+		t.Fatalf("not moved to cur/: %v", err)
+	}
+	if got := mustList(t, mb); len(got) != 1 || got[0].UID != msgs[0].UID || got[0].Size != 3 {
+		t.Errorf("after MarkSeen: %+v", got)
+	}
+}

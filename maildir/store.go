@@ -140,10 +140,15 @@ func checkComponent(what, v string) error {
 // fsyncs every directory whose entries changed so a new maildir survives a
 // crash together with the first message delivered into it.
 func (s *Store) ensureMaildir(dir string) error {
-	if st, err := s.fs.Stat(filepath.Join(dir, subNew)); err == nil && st.IsDir() {
-		if st, err := s.fs.Stat(filepath.Join(dir, subTmp)); err == nil && st.IsDir() {
-			return nil
+	complete := true
+	for _, sub := range []string{subNew, subTmp, subCur} {
+		if st, err := s.fs.Stat(filepath.Join(dir, sub)); err != nil || !st.IsDir() {
+			complete = false
+			break
 		}
+	}
+	if complete {
+		return nil
 	}
 	// Find the directories that will be created, outermost first.
 	var created []string
