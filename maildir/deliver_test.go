@@ -290,3 +290,33 @@ func TestDeliverNameFormat(t *testing.T) {
 		t.Errorf("parse of own name: %+v", ni)
 	}
 }
+
+func TestDeliverConcurrent(t *testing.T) {
+	root := t.TempDir()
+	s := NewStore(afero.NewOsFs(), root, Options{Hostname: "mx", Now: fixedClock})
+	const n = 40
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			to := []Address{{"alice", "example.com"}, {fmt.Sprintf("u%d", i%3), "example.com"}}
+			_, err := s.Deliver(context.Background(), to, strings.NewReader(fmt.Sprintf("Subject: %d\r\n\r\nx\r\n", i)))
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs := mustList(t, mustOpen(t, s, "example.com", "alice"))
+	if len(msgs) != n {
+		t.Fatalf("alice has %d messages, want %d", len(msgs), n)
+	}
+	seen := map[string]bool{}
+	for _, m := range msgs {
+		if seen[m.UID] {
+			t.Fatalf("duplicate UID %q", m.UID)
+		}
+		seen[m.UID] = true
+	}
+}
