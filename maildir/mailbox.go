@@ -58,18 +58,20 @@ func (m *Mailbox) Path() string { return m.dir }
 // by the timestamp that starts the name, then by the rest of the name with
 // numbers compared as numbers. The order is the same on every call.
 func (m *Mailbox) List() ([]Message, error) {
-	var entries []entry
-	for _, sub := range []string{subNew, subCur} {
-		names, err := m.readNames(sub)
-		if err != nil {
-			return nil, err
-		}
-		if entries == nil {
-			entries = make([]entry, 0, len(names)*2)
-		}
-		for _, n := range names {
-			entries = append(entries, entry{ni: parseName(n), sub: sub, name: n})
-		}
+	newNames, err := m.readNames(subNew)
+	if err != nil {
+		return nil, err
+	}
+	curNames, err := m.readNames(subCur)
+	if err != nil {
+		return nil, err
+	}
+	entries := make([]entry, 0, len(newNames)+len(curNames))
+	for _, n := range newNames {
+		entries = append(entries, entry{ni: parseName(n), sub: subNew, name: n})
+	}
+	for _, n := range curNames {
+		entries = append(entries, entry{ni: parseName(n), sub: subCur, name: n})
 	}
 	// Sort small keys, not the entries: they are large to move and the
 	// comparisons then stay in cache.
