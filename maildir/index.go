@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/spf13/afero"
 
@@ -190,6 +191,11 @@ func (s *Store) resolveSizes(dir string, entries []entry) error {
 			added++
 		case errors.Is(j.err, iofs.ErrNotExist):
 			e.gone = true // deleted or moved by another program since the listing
+		case errors.Is(j.err, syscall.EISDIR):
+			// A directory in new/ or cur/ is not a message; do not let it
+			// make the whole mailbox unreadable.
+			s.log.Warn("maildir: skipping directory among messages", "path", j.path)
+			e.gone = true
 		default:
 			return fmt.Errorf("maildir: size of %s: %w", j.path, j.err)
 		}

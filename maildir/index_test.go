@@ -235,3 +235,16 @@ func TestIndexOnOsFs(t *testing.T) {
 		}
 	}
 }
+
+func TestListSkipsDirectoriesAmongMessages(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "example.com", "bulk")
+	makeForeignMaildir(t, dir, 3)
+	if err := os.Mkdir(filepath.Join(dir, "new", "1732000000.adir.host"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	msgs := mustList(t, mustOpen(t, NewStore(afero.NewOsFs(), root, Options{}), "example.com", "bulk"))
+	if len(msgs) != 3 {
+		t.Fatalf("listed %+v, want the 3 messages only", msgs)
+	}
+}
