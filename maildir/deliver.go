@@ -51,7 +51,7 @@ func (s *Store) Deliver(ctx context.Context, mailboxes []Address, r io.Reader) (
 	for _, a := range mailboxes {
 		p, err := s.MailboxPath(a.Domain, a.Local)
 		if err != nil {
-			return nil, fmt.Errorf("maildir: deliver to %s@%s: %w", a.Local, a.Domain, err)
+			return nil, fmt.Errorf("maildir: deliver to %q: %w", a.Local+"@"+a.Domain, err)
 		}
 		if !seen[p] {
 			seen[p] = true
