@@ -1,10 +1,13 @@
 package maildir
 
 import (
+	"errors"
 	"fmt"
+	iofs "io/fs"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/spf13/afero"
 )
@@ -23,7 +26,8 @@ type fdFile interface {
 // ErrLocked when this process already holds it, or when another process
 // holds the flock on <maildir>/popgate.lock (on the OS filesystem; the
 // kernel releases that if the holder dies, even by kill -9). It creates a
-// missing maildir. unlock releases it; calling unlock again does nothing.
+// missing maildir, and removes files a crashed delivery left in tmp/.
+// unlock releases it; calling unlock again does nothing.
 func (m *Mailbox) Lock() (unlock func() error, err error) {
 	s := m.s
 	s.mu.Lock()
@@ -44,6 +48,7 @@ func (m *Mailbox) Lock() (unlock func() error, err error) {
 		release()
 		return nil, err
 	}
+	m.cleanTmp()
 	var once sync.Once
 	return func() error {
 		var err error
@@ -81,4 +86,29 @@ func (m *Mailbox) lockOS() (afero.File, error) {
 		return nil, fmt.Errorf("maildir: lock %s: %w", p, err)
 	}
 	return f, nil
+}
+
+// staleTmpAge is when a file in tmp/ is a crashed delivery's leftover:
+// maildir(5) says 36 hours without access.
+const staleTmpAge = 36 * time.Hour
+
+// cleanTmp removes stale files from tmp/. Failures are only logged: they
+// cost disk space, not mail.
+func (m *Mailbox) cleanTmp() {
+	dir := filepath.Join(m.dir, subTmp)
+	infos, err := afero.ReadDir(m.s.fs, dir)
+	if err != nil {
+		m.s.log.Warn("maildir: clean tmp", "dir", dir, "err", err)
+		return
+	}
+	cutoff := m.s.now().Add(-staleTmpAge)
+	for _, fi := range infos {
+		if fi.IsDir() || !fi.ModTime().Before(cutoff) {
+			continue
+		}
+		p := filepath.Join(dir, fi.Name())
+		if err := m.s.fs.Remove(p); err != nil && !errors.Is(err, iofs.ErrNotExist) {
+			m.s.log.Warn("maildir: clean tmp", "path", p, "err", err)
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/spf13/afero"
 )
@@ -138,5 +139,27 @@ func TestLockReleasedWhenHolderKilled(t *testing.T) {
 	}
 	if err := unlock(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestLockCleansStaleTmp(t *testing.T) {
+	s, fs := newMemStore(t) // clock fixed at testTime
+	old := mdir + "/tmp/1731800000.M1P1Q1.crashed"
+	recent := mdir + "/tmp/1732000000.M1P1Q2.inflight"
+	writeFile(t, fs, old, "partial")
+	writeFile(t, fs, recent, "partial")
+	if err := fs.Chtimes(old, testTime.Add(-37*time.Hour), testTime.Add(-37*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Chtimes(recent, testTime.Add(-time.Hour), testTime.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := mustOpen(t, s, "example.com", "alice").Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if got := dirNames(t, fs, mdir+"/tmp"); len(got) != 1 || got[0] != "1732000000.M1P1Q2.inflight" {
+		t.Errorf("tmp/ = %q, want only the recent file", got)
 	}
 }
