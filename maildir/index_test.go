@@ -248,3 +248,18 @@ func TestListSkipsDirectoriesAmongMessages(t *testing.T) {
 		t.Fatalf("listed %+v, want the 3 messages only", msgs)
 	}
 }
+
+// TestOSSizeAcrossReadBoundary checks the OS fast path on files larger than
+// its read buffer, with a CRLF split across two reads.
+func TestOSSizeAcrossReadBoundary(t *testing.T) {
+	root := t.TempDir()
+	fs := afero.NewOsFs()
+	body := strings.Repeat("y", scanBufSize-1) + "\r\n" + strings.Repeat("z\n", 1000) + "end\r\n"
+	want := int64(len(body) + 1000) // each bare LF goes out as CRLF
+	writeFile(t, fs, filepath.Join(root, "example.com", "big", "new", "1732000000.big.host"), body)
+	writeFile(t, fs, filepath.Join(root, "example.com", "big", "cur", "1732000001.crlf.host:2,S"), crlfMessage)
+	msgs := mustList(t, mustOpen(t, NewStore(fs, root, Options{}), "example.com", "big"))
+	if len(msgs) != 2 || msgs[0].Size != want || msgs[1].Size != int64(len(crlfMessage)) {
+		t.Fatalf("sizes %+v, want %d and %d", msgs, want, len(crlfMessage))
+	}
+}

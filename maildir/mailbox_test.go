@@ -239,3 +239,39 @@ func TestMarkSeenCreatesMissingCur(t *testing.T) {
 		t.Errorf("after MarkSeen: %+v", got)
 	}
 }
+
+func TestSessionOnDisk(t *testing.T) {
+	root := t.TempDir()
+	fs := afero.NewOsFs()
+	s := NewStore(fs, root, Options{Hostname: "mx"})
+	for i := range 3 {
+		if _, err := s.Deliver(context.Background(), []Address{{"alice", "example.com"}}, strings.NewReader(strings.Repeat("l\r\n", i+1))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mb := mustOpen(t, s, "example.com", "alice")
+	unlock, err := mb.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := mustList(t, mb)
+	if len(msgs) != 3 || msgs[0].Size != 3 || msgs[2].Size != 9 {
+		t.Fatalf("list %+v", msgs)
+	}
+	if got := readMessage(t, mb, msgs[1]); got != "l\nl\n" {
+		t.Errorf("RETR %q", got)
+	}
+	if err := mb.MarkSeen(msgs); err != nil {
+		t.Fatal(err)
+	}
+	if err := mb.Delete(msgs[:2]); err != nil {
+		t.Fatal(err)
+	}
+	if err := unlock(); err != nil {
+		t.Fatal(err)
+	}
+	left := mustList(t, mustOpen(t, NewStore(fs, root, Options{}), "example.com", "alice"))
+	if len(left) != 1 || left[0].UID != msgs[2].UID || left[0].Size != 9 || left[0].sub != subCur {
+		t.Fatalf("after the session: %+v", left)
+	}
+}
