@@ -1,0 +1,95 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"runtime"
+	"time"
+)
+
+// ErrInvalidCredentials is the one answer for a wrong password and for an
+// unknown user, so a client cannot tell them apart.
+var ErrInvalidCredentials = errors.New("auth: invalid credentials")
+
+// ErrThrottled is matched (errors.Is) by every *ThrottledError.
+var ErrThrottled = errors.New("auth: too many failed logins")
+
+// ThrottledError says the attempt was refused without checking the
+// password, and when trying again may succeed.
+type ThrottledError struct {
+	RetryAfter time.Duration
+}
+
+func (e *ThrottledError) Error() string {
+	return fmt.Sprintf("auth: too many failed logins, retry after %s", e.RetryAfter.Round(time.Second))
+}
+
+// Is makes errors.Is(err, ErrThrottled) true.
+func (e *ThrottledError) Is(target error) bool { return target == ErrThrottled }
+
+// Service authenticates logins against a users file under a failed-login
+// limiter. Safe for concurrent use.
+type Service struct {
+	users  *Users
+	lim    *Limiter
+	logger *slog.Logger
+	// hashing bounds concurrent password verifications: an Argon2id check
+	// holds 19 MiB or more, so a burst of logins must queue, not allocate.
+	hashing chan struct{}
+}
+
+// NewService combines users and lim; logger receives the fixed events
+// "auth ok", "auth failed" and "auth throttled" (attributes user and ip;
+// never a password) and "auth error" for internal failures.
+func NewService(users *Users, lim *Limiter, logger *slog.Logger) *Service {
+	return &Service{
+		users: users, lim: lim, logger: logger,
+		hashing: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
+	}
+}
+
+// Authenticate checks user's password for a client at ip and returns the
+// canonical (lowercase) user name. Errors: ErrInvalidCredentials for a
+// wrong password or an unknown user (same error, same cost), a
+// *ThrottledError when the limiter refuses the attempt, ctx's error if it
+// ends while waiting for a hashing slot, or an internal error.
+func (s *Service) Authenticate(ctx context.Context, ip netip.Addr, user, password string) (string, error) {
+	name := CanonicalUsername(user)
+	if wait, ok := s.lim.Check(ip, name); !ok {
+		s.logger.Warn("auth throttled", "user", name, "ip", ip, "retry_after", wait)
+		return "", &ThrottledError{RetryAfter: wait}
+	}
+	select {
+	case s.hashing <- struct{}{}:
+	case <-ctx.Done():
+		return "", fmt.Errorf("auth: %w", ctx.Err())
+	}
+	canonical, ok, err := s.users.verify(name, password)
+	<-s.hashing
+	switch {
+	case errors.Is(err, errNoUser):
+		ok = false
+	case err != nil:
+		s.logger.Error("auth error", "user", name, "ip", ip, "error", err)
+		return "", err
+	}
+	if !ok {
+		s.lim.Fail(ip, name, password)
+		s.logger.Info("auth failed", "user", name, "ip", ip)
+		return "", ErrInvalidCredentials
+	}
+	s.lim.Succeed(ip, name)
+	s.logger.Info("auth ok", "user", canonical, "ip", ip)
+	return canonical, nil
+}
+
+// UserExists reports whether user (any case) is in the users file, for
+// SMTP RCPT checks.
+func (s *Service) UserExists(user string) bool { return s.users.Exists(user) }
+
+// PlainPassword returns the stored password of a {PLAIN} user (APOP needs
+// it); false for any other scheme or an unknown user.
+func (s *Service) PlainPassword(user string) (string, bool) { return s.users.plain(user) }
