@@ -104,8 +104,15 @@ func parseHash(stored string) (verifier, error) {
 			return parseShaCryptHash(scheme, data)
 		case isBcrypt(data):
 			return parseBcrypt(scheme, data)
+		case strings.HasPrefix(data, "$argon2"):
+			// A bare PHC string (as libsodium writes) is unambiguous.
+			h, err := parseArgon2(data)
+			if err != nil {
+				return nil, fmt.Errorf("{%s}: %w", scheme, err)
+			}
+			return h, nil
 		}
-		return nil, fmt.Errorf("{CRYPT}: unsupported crypt(3) format (supported: $6$, $5$, $2y$, $2b$, $2a$)")
+		return nil, fmt.Errorf("{CRYPT}: unsupported crypt(3) format (supported: $6$, $5$, $2y$, $2b$, $2a$, $argon2id$, $argon2i$)")
 	case SchemeSSHA512, SchemeSHA512,
 		SchemeSSHA512 + ".HEX", SchemeSHA512 + ".HEX",
 		SchemeSSHA512 + ".B64", SchemeSHA512 + ".B64",

@@ -7,8 +7,15 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime"
+	"strings"
 	"time"
 )
+
+// MaxPasswordLen bounds the passwords Authenticate will hash. SHA-crypt's
+// cost grows with the square of the password length, so a client must not
+// choose it freely; longer passwords fail like wrong ones, unhashed. No
+// protocol popgate speaks carries more (POP3 lines are 255 octets, RFC 2449).
+const MaxPasswordLen = 1024
 
 // ErrInvalidCredentials is the one answer for a wrong password and for an
 // unknown user, so a client cannot tell them apart.
@@ -58,9 +65,18 @@ func NewService(users *Users, lim *Limiter, logger *slog.Logger) *Service {
 // ends while waiting for a hashing slot, or an internal error.
 func (s *Service) Authenticate(ctx context.Context, ip netip.Addr, user, password string) (string, error) {
 	name := CanonicalUsername(user)
+	if len(name) > MaxUsernameLen {
+		// Such a user cannot exist; keep limiter keys and logs bounded.
+		name = strings.ToValidUTF8(name[:MaxUsernameLen], "?")
+	}
 	if wait, ok := s.lim.Check(ip, name); !ok {
 		s.logger.Warn("auth throttled", "user", name, "ip", ip, "retry_after", wait)
 		return "", &ThrottledError{RetryAfter: wait}
+	}
+	if len(password) > MaxPasswordLen {
+		s.lim.Fail(ip, name, password)
+		s.logger.Info("auth failed", "user", name, "ip", ip)
+		return "", ErrInvalidCredentials
 	}
 	select {
 	case s.hashing <- struct{}{}:

@@ -200,3 +200,26 @@ func TestEmptyFileDummyIsArgon2(t *testing.T) {
 		t.Fatalf("dummy for an empty file = %#v", d)
 	}
 }
+
+func TestAuthenticateOverlongInput(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("p", MaxPasswordLen)
+	s := newTestService(t, "alice@example.com:{PLAIN}"+long+"\nbob@example.com:"+vecSHA512+"\n", noLimits)
+	if _, err := s.auth("192.0.2.1", "alice@example.com", long); err != nil {
+		t.Fatalf("password of exactly MaxPasswordLen: %v", err)
+	}
+	start := time.Now()
+	if _, err := s.auth("192.0.2.1", "bob@example.com", strings.Repeat("p", 1<<20)); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("1 MiB password: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("1 MiB password against SHA-crypt took %v: not bounded", d)
+	}
+	hugeUser := strings.Repeat("u", 1<<20) + "@example.com"
+	if _, err := s.auth("192.0.2.1", hugeUser, "x"); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("1 MiB user name: %v", err)
+	}
+	if strings.Contains(s.log.String(), strings.Repeat("u", MaxUsernameLen+1)) {
+		t.Error("the whole over-long user name reached the log")
+	}
+}
