@@ -186,8 +186,56 @@ func editUsers(fsys afero.Fs, path string, create bool, edit func([]string) ([]s
 		b.WriteString(l)
 		b.WriteByte('\n')
 	}
-	if err := durable.WriteBytes(fsys, path, []byte(b.String()), newUsersFileMode); err != nil {
+	if err := replaceFile(fsys, path, []byte(b.String())); err != nil {
 		return fmt.Errorf("auth: write users file: %w", err)
 	}
 	return nil
+}
+
+// replaceFile writes data over path the way durable.WriteFile does (temp
+// file in the same directory, fsync, rename, fsync the directory) and also
+// keeps the old file's mode, owner and group: an administrator running
+// `popgate user add` as root must not leave a root-owned file that the
+// daemon's user can no longer read. A new file gets mode 0600.
+func replaceFile(fsys afero.Fs, path string, data []byte) (err error) {
+	perm, uid, gid := newUsersFileMode, -1, -1
+	if st, statErr := fsys.Stat(path); statErr == nil {
+		perm = st.Mode().Perm()
+		uid, gid = fileOwner(st)
+	}
+	dir := filepath.Dir(path)
+	tmp := filepath.Join(dir, "."+filepath.Base(path)+".tmp."+durable.UniqueSuffix())
+	f, err := fsys.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = fsys.Remove(tmp)
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	// OpenFile's perm is masked by the umask; make the mode exactly perm.
+	if err = fsys.Chmod(tmp, perm); err != nil {
+		return err
+	}
+	if uid >= 0 {
+		if err = fsys.Chown(tmp, uid, gid); err != nil {
+			return fmt.Errorf("keep owner %d:%d of %s: %w", uid, gid, path, err)
+		}
+	}
+	if err = fsys.Rename(tmp, path); err != nil {
+		return err
+	}
+	return durable.SyncDir(fsys, dir)
 }

@@ -281,3 +281,48 @@ func TestConcurrentEditsProcesses(t *testing.T) {
 		t.Fatalf("%d users from %d processes, want 91 from 3: %v", len(got), len(pids), pids)
 	}
 }
+
+// TestEditKeepsOwner: an edit by root keeps the file's owner and group, so
+// a daemon reading the file through its group still can.
+func TestEditKeepsOwner(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("changing a file's owner needs root")
+	}
+	path := filepath.Join(t.TempDir(), "users")
+	fs := afero.NewOsFs()
+	if err := AddUser(fs, path, "alice@example.com", "{PLAIN}a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(path, 12345, 54321); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := AddUser(fs, path, "bob@example.com", "{PLAIN}b"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid, gid := fileOwner(st); uid != 12345 || gid != 54321 || st.Mode().Perm() != 0o640 {
+		t.Errorf("after edit: owner %d:%d mode %v, want 12345:54321 0640", uid, gid, st.Mode().Perm())
+	}
+}
+
+func TestEditWriteFailureLeavesFile(t *testing.T) {
+	t.Parallel()
+	base := afero.NewMemMapFs()
+	if err := afero.WriteFile(base, "/users", []byte("alice@example.com:{PLAIN}a\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ro := afero.NewReadOnlyFs(base)
+	if err := AddUser(ro, "/users", "bob@example.com", "{PLAIN}b"); err == nil || !strings.Contains(err.Error(), "write users file") {
+		t.Fatalf("AddUser on a read-only fs: %v", err)
+	}
+	if b, _ := afero.ReadFile(base, "/users"); string(b) != "alice@example.com:{PLAIN}a\n" {
+		t.Errorf("file changed: %q", b)
+	}
+}

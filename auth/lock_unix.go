@@ -5,6 +5,7 @@ package auth
 import (
 	"fmt"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -31,4 +32,13 @@ func flockFile(path string) (func(), error) {
 		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
 		_ = f.Close()
 	}, nil
+}
+
+// fileOwner returns the owner and group of a file on the OS filesystem,
+// or -1, -1 where the FileInfo does not carry them (the in-memory one).
+func fileOwner(st os.FileInfo) (uid, gid int) {
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		return int(sys.Uid), int(sys.Gid)
+	}
+	return -1, -1
 }

@@ -3,8 +3,11 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -222,4 +225,38 @@ func TestAuthenticateOverlongInput(t *testing.T) {
 	if strings.Contains(s.log.String(), strings.Repeat("u", MaxUsernameLen+1)) {
 		t.Error("the whole over-long user name reached the log")
 	}
+}
+
+// TestAuthenticateConcurrentWithReload runs logins from several goroutines
+// while the file is rewritten, for the race detector.
+func TestAuthenticateConcurrentWithReload(t *testing.T) {
+	t.Parallel()
+	s := newTestService(t, "alice@example.com:{PLAIN}a\n", DefaultLimiterConfig())
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			ip := netip.AddrFrom4([4]byte{192, 0, 2, byte(g + 1)})
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				_, err := s.Authenticate(context.Background(), ip, "alice@example.com", "a")
+				if err != nil && !errors.Is(err, ErrInvalidCredentials) && !errors.Is(err, ErrThrottled) {
+					t.Error(err)
+					return
+				}
+				s.UserExists("bob@example.com")
+				s.PlainPassword("alice@example.com")
+			}
+		})
+	}
+	for i := range 20 {
+		s.clk.advance(time.Second)
+		writeUsers(t, s.fs, usersPath, fmt.Sprintf("alice@example.com:{PLAIN}a\nbob%d@example.com:{PLAIN}b\n", i), s.clk)
+	}
+	close(done)
+	wg.Wait()
 }

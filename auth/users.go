@@ -31,6 +31,7 @@ type Users struct {
 	modTime   time.Time // of the version last tried, good or bad
 	size      int64
 	lastCheck time.Time
+	lastErr   string // last reload error logged, so a lasting one is logged once
 }
 
 // NewUsers loads the users file at path. now is the clock (time.Now in
@@ -84,23 +85,36 @@ func (u *Users) current() *userTable {
 	u.lastCheck = now
 	st, err := u.fs.Stat(u.path)
 	if err != nil {
-		u.logger.Error("users file reload failed", "path", u.path, "error", err)
+		u.reloadFailed(fmt.Errorf("auth: users file: %w", err))
 		return u.table
 	}
 	if st.ModTime().Equal(u.modTime) && st.Size() == u.size {
 		return u.table
 	}
-	// Remember this version even if it is broken, so it is reported once
-	// and not re-parsed every second.
-	u.modTime, u.size = st.ModTime(), st.Size()
 	t, err := u.read()
+	var le *LineError
+	if errors.As(err, &le) {
+		// The content is broken: remember this version so it is not
+		// re-parsed every second; the next edit is tried again.
+		u.modTime, u.size = st.ModTime(), st.Size()
+	}
 	if err != nil {
-		u.logger.Error("users file reload failed", "path", u.path, "error", err)
+		// Unreadable (permissions, a race with an editor): tried again
+		// at the next check.
+		u.reloadFailed(err)
 		return u.table
 	}
-	u.table = t
+	u.modTime, u.size, u.table, u.lastErr = st.ModTime(), st.Size(), t, ""
 	u.logger.Info("users file reloaded", "path", u.path, "users", len(t.users))
 	return t
+}
+
+// reloadFailed logs a reload error unless it is the one logged last.
+func (u *Users) reloadFailed(err error) {
+	if msg := err.Error(); msg != u.lastErr {
+		u.lastErr = msg
+		u.logger.Error("users file reload failed", "path", u.path, "error", err)
+	}
 }
 
 // Exists reports whether user (any case) is in the file.

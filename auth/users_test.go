@@ -3,6 +3,7 @@ package auth
 import (
 	"errors"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -81,14 +82,68 @@ func TestUsersReloadOnChange(t *testing.T) {
 		t.Error("removed user still there")
 	}
 
-	// A file that disappears keeps the last good table.
+	// A file that disappears keeps the last good table; the error is
+	// logged once however long it lasts, and the file is picked up again.
 	if err := s.fs.Remove(usersPath); err != nil {
 		t.Fatal(err)
 	}
-	s.clk.advance(time.Second)
-	if _, err := s.auth("192.0.2.1", "alice@example.com", "four"); err != nil {
-		t.Fatalf("after the file vanished: %v", err)
+	for range 3 {
+		s.clk.advance(time.Second)
+		if _, err := s.auth("192.0.2.1", "alice@example.com", "four"); err != nil {
+			t.Fatalf("after the file vanished: %v", err)
+		}
 	}
+	if fails := s.log.lines("users file reload failed"); len(fails) != 2 || !strings.Contains(fails[1], "not exist") {
+		t.Errorf("reload failures logged: %q", fails)
+	}
+	writeUsers(t, s.fs, usersPath, "alice@example.com:{PLAIN}five\n", s.clk)
+	s.clk.advance(time.Second)
+	if _, err := s.auth("192.0.2.1", "alice@example.com", "five"); err != nil {
+		t.Fatalf("file back: %v", err)
+	}
+}
+
+// TestUsersUnreadableRetried: a version that cannot be read (not one that
+// does not parse) is tried again at the next check, with the same stat.
+func TestUsersUnreadableRetried(t *testing.T) {
+	t.Parallel()
+	clk := newFakeClock()
+	base := afero.NewMemMapFs()
+	writeUsers(t, base, "/users", "alice@example.com:{PLAIN}one\n", clk)
+	fs := &flakyOpenFs{Fs: base}
+	logger, buf := newTestLogger()
+	users, err := NewUsers(fs, "/users", clk.now, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(time.Second)
+	writeUsers(t, base, "/users", "alice@example.com:{PLAIN}two\n", clk)
+	fs.fail = true
+	if name, ok, _ := users.verify("alice@example.com", "one"); !ok || name != "alice@example.com" {
+		t.Fatal("old table lost while the file is unreadable")
+	}
+	fs.fail = false
+	clk.advance(time.Second)
+	if _, ok, _ := users.verify("alice@example.com", "two"); !ok {
+		t.Fatal("readable again, same mtime and size: not reloaded")
+	}
+	if n := len(buf.lines("users file reload failed")); n != 1 {
+		t.Errorf("%d failures logged, want 1", n)
+	}
+}
+
+// flakyOpenFs fails Open while fail is set (Stat still works), like a
+// permission problem.
+type flakyOpenFs struct {
+	afero.Fs
+	fail bool
+}
+
+func (f *flakyOpenFs) Open(name string) (afero.File, error) {
+	if f.fail {
+		return nil, &os.PathError{Op: "open", Path: name, Err: os.ErrPermission}
+	}
+	return f.Fs.Open(name)
 }
 
 func TestUsersPlainWarningOncePerLoad(t *testing.T) {
