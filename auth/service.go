@@ -69,9 +69,8 @@ func (s *Service) Authenticate(ctx context.Context, ip netip.Addr, user, passwor
 		// Such a user cannot exist; keep limiter keys and logs bounded.
 		name = strings.ToValidUTF8(name[:MaxUsernameLen], "?")
 	}
-	if wait, ok := s.lim.Check(ip, name); !ok {
-		s.logger.Warn("auth throttled", "user", name, "ip", ip, "retry_after", wait)
-		return "", &ThrottledError{RetryAfter: wait}
+	if err := s.check(ip, name); err != nil {
+		return "", err
 	}
 	if len(password) > MaxPasswordLen {
 		s.lim.Fail(ip, name, password)
@@ -82,6 +81,12 @@ func (s *Service) Authenticate(ctx context.Context, ip netip.Addr, user, passwor
 	case s.hashing <- struct{}{}:
 	case <-ctx.Done():
 		return "", fmt.Errorf("auth: %w", ctx.Err())
+	}
+	// Again now that a slot is ours: attempts that queued together behind
+	// the slots must not all pass on the state from before they queued.
+	if err := s.check(ip, name); err != nil {
+		<-s.hashing
+		return "", err
 	}
 	canonical, ok, err := s.users.verify(name, password)
 	<-s.hashing
@@ -100,6 +105,16 @@ func (s *Service) Authenticate(ctx context.Context, ip netip.Addr, user, passwor
 	s.lim.Succeed(ip, name)
 	s.logger.Info("auth ok", "user", canonical, "ip", ip)
 	return canonical, nil
+}
+
+// check asks the limiter and logs a refusal.
+func (s *Service) check(ip netip.Addr, name string) error {
+	wait, ok := s.lim.Check(ip, name)
+	if ok {
+		return nil
+	}
+	s.logger.Warn("auth throttled", "user", name, "ip", ip, "retry_after", wait)
+	return &ThrottledError{RetryAfter: wait}
 }
 
 // UserExists reports whether user (any case) is in the users file, for

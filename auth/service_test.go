@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -259,4 +260,30 @@ func TestAuthenticateConcurrentWithReload(t *testing.T) {
 	}
 	close(done)
 	wg.Wait()
+}
+
+// TestAuthenticateRechecksAfterQueueing: an attempt that waited for a
+// hashing slot while another attempt from its IP failed is refused then.
+func TestAuthenticateRechecksAfterQueueing(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		s := newTestService(t, "alice@example.com:{PLAIN}right\n", testLimits)
+		ip := mustAddr("192.0.2.1")
+		s.lim.Fail(ip, "alice@example.com", "w1") // first failure: no delay yet
+		for range cap(s.hashing) {
+			s.hashing <- struct{}{} // every slot busy
+		}
+		res := make(chan error, 1)
+		go func() {
+			_, err := s.Authenticate(context.Background(), ip, "alice@example.com", "right")
+			res <- err
+		}()
+		synctest.Wait() // it passed the first check and waits for a slot
+		// Meanwhile a parallel attempt from the same IP fails: 1 s delay.
+		s.lim.Fail(ip, "alice@example.com", "w2")
+		<-s.hashing
+		if err := <-res; !errors.Is(err, ErrThrottled) {
+			t.Fatalf("queued attempt: %v, want throttled", err)
+		}
+	})
 }
