@@ -146,6 +146,9 @@ func HashPassword(pw string) (string, error) {
 	if pw == "" {
 		return "", errors.New("auth: hash password: empty password")
 	}
+	if len(pw) > MaxPasswordLen {
+		return "", fmt.Errorf("auth: hash password: longer than %d bytes, which login would refuse", MaxPasswordLen)
+	}
 	h := &argon2Hash{
 		variant: "argon2id",
 		memory:  DefaultArgon2MemoryKiB,

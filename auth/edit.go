@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode"
 
 	"github.com/popgate/popgate/maildir/durable"
 	"github.com/spf13/afero"
@@ -61,6 +62,9 @@ func checkNewEntry(user, hash string) (string, error) {
 	}
 	if strings.ContainsAny(hash, ":\r\n") {
 		return "", errors.New("password hash contains ':' or a line break, which the users file cannot hold")
+	}
+	if strings.ContainsFunc(hash, unicode.IsControl) {
+		return "", errors.New("password hash contains a control character")
 	}
 	if _, err := parseHash(hash); err != nil {
 		return "", fmt.Errorf("password hash: %w", err)

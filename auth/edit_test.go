@@ -94,6 +94,7 @@ func TestEditRejectsBadInput(t *testing.T) {
 		{"bob@x.org", "{PLAIN}x:y", "cannot hold"},
 		{"bob@x.org", "{PLAIN}x\nevil@x.org:{PLAIN}y", "cannot hold"},
 		{"bob@x.org", "{MD5}abc", "unknown password scheme"},
+		{"bob@x.org", "{PLAIN}a\x00b", "control character"},
 		{"bob@x.org", "plaintext", "no {SCHEME}"},
 	}
 	for _, c := range cases {

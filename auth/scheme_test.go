@@ -152,6 +152,9 @@ func TestHashPasswordRoundTrip(t *testing.T) {
 	if _, err := HashPassword(""); err == nil {
 		t.Error("empty password hashed")
 	}
+	if _, err := HashPassword(strings.Repeat("x", MaxPasswordLen+1)); err == nil {
+		t.Error("password longer than MaxPasswordLen hashed")
+	}
 }
 
 // TestHashPasswordDoveadmChecked keeps one HashPassword output that
@@ -182,6 +185,29 @@ func TestBarePHCUnderCrypt(t *testing.T) {
 		v, err := parseHash(stored)
 		if err != nil || v.scheme() != SchemeArgon2ID || !v.verify("pw") || v.verify("pW") {
 			t.Errorf("%s: %v", stored, err)
+		}
+	}
+}
+
+// TestBcryptLongPassword: bcrypt uses the first 72 bytes; crypt(3) and
+// Dovecot ignore the rest, and so must verification here, or a user whose
+// long password was set with those tools could not log in.
+func TestBcryptLongPassword(t *testing.T) {
+	t.Parallel()
+	pw := strings.Repeat("a", 72) + "tail-one"
+	for _, stored := range []string{
+		"$2b$05$H9S/SDes.l7gXl6rVMe29ebyStj5Vt5i5D96XwIk7J1EbUmkj8ItG",            // mkpasswd -m bcrypt -R 5
+		"{BLF-CRYPT}$2y$05$zQU9tISqe5ypizMSH6bAgO3Ibrm.v5EPMovHw1PYYz6xzsrhxhDWq", // doveadm pw -s BLF-CRYPT -r 5
+	} {
+		v, err := parseHash(stored)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !v.verify(pw) || !v.verify(strings.Repeat("a", 72)+"other tail") {
+			t.Errorf("%s: long password not verified as crypt(3) does", stored)
+		}
+		if v.verify(strings.Repeat("a", 71) + "b") {
+			t.Errorf("%s: wrong password accepted", stored)
 		}
 	}
 }

@@ -52,6 +52,9 @@ type Service struct {
 // "auth ok", "auth failed" and "auth throttled" (attributes user and ip;
 // never a password) and "auth error" for internal failures.
 func NewService(users *Users, lim *Limiter, logger *slog.Logger) *Service {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	return &Service{
 		users: users, lim: lim, logger: logger,
 		hashing: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),

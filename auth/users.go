@@ -35,9 +35,13 @@ type Users struct {
 }
 
 // NewUsers loads the users file at path. now is the clock (time.Now in
-// production); logger receives reload errors and the {PLAIN} warning.
+// production); logger receives reload errors and the {PLAIN} warning (nil
+// discards them).
 // Errors name the file and the line.
 func NewUsers(fs afero.Fs, path string, now func() time.Time, logger *slog.Logger) (*Users, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	u := &Users{fs: fs, path: path, now: now, logger: logger}
 	st, err := fs.Stat(path)
 	if err != nil {
