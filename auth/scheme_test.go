@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // TestSchemeVectors checks every hash in testdata/vectors.tsv, made by
@@ -210,4 +212,43 @@ func TestBcryptLongPassword(t *testing.T) {
 			t.Errorf("%s: wrong password accepted", stored)
 		}
 	}
+}
+
+// FuzzVerify parses stored hashes and verifies passwords against those that
+// parse, looking for panics in the verifiers (cheap parameters only, so
+// the fuzzer stays fast).
+func FuzzVerify(f *testing.F) {
+	f.Add("{SHA256-CRYPT}"+vecBare5, "Hello world!")
+	f.Add(vecSHA512, "correct horse")
+	f.Add("{BLF-CRYPT}$2y$04$qe2OY6ARoXEK1WE12kIS6OTXiP2RV0HYDOoVdYs/e4nTganCgs8Bm", "x")
+	f.Add("{ARGON2ID}$argon2id$v=19$m=8,t=1,p=1$AAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAA", "")
+	f.Add("{SSHA512}VraY3v7bWkNbY0r+MyC7rz/c2SC2xQOkRvx7endrKY1HnRumqLYXgI6wv1ec6aldZoNHvKtxSQhayTyyeZUZewAB", "pw")
+	f.Add("{PLAIN}secret", "secret")
+	f.Fuzz(func(t *testing.T, stored, pw string) {
+		v, err := parseHash(stored)
+		if err != nil {
+			return
+		}
+		switch h := v.(type) {
+		case *argon2Hash:
+			if h.memory > 64 || h.time > 2 {
+				return
+			}
+		case shaCryptHash:
+			if h.p.rounds > shaCryptRoundsMin {
+				return
+			}
+		case bcryptHash:
+			if c, _ := bcrypt.Cost(h.hash); c > 5 {
+				return
+			}
+		}
+		if len(pw) > 256 {
+			pw = pw[:256]
+		}
+		v.verify(pw)
+		if v.scheme() == "" {
+			t.Fatal("no scheme name")
+		}
+	})
 }
