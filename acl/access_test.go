@@ -160,7 +160,7 @@ func TestLookupPrecedence(t *testing.T) {
 		{"192.168.1.7", ""},
 		{"::ffff:192.168.0.9", "192.168.0"},
 		{"10.1.9.9", "Connect:10.1"},
-		{"10.1.2.9", "10.1.2"},         // more specific untagged beats less specific tagged
+		{"10.1.2.9", "10.1.2"},           // more specific untagged beats less specific tagged
 		{"10.1.2.3", "Connect:10.1.2.3"}, // exact
 		{"2002:c0a8::1", "IPv6:2002:c0a8"},
 		{"2002:c0a8:51d2::23f4", "Connect:IPv6:2002:c0a8:51d2:0:0:0:0:23f4"},
