@@ -156,9 +156,15 @@ const (
 
 // Rules is a parsed access file. A nil *Rules has no rules.
 type Rules struct {
-	list  []Rule
-	byKey map[string]int // MapKey → index in list
+	list     []Rule
+	byKey    map[string]int // MapKey → index in list (duplicate detection)
+	tagged   map[tagKey]int // lowercase tag and key → index in list
+	untagged map[string]int // key → index in list
 }
+
+// tagKey indexes tagged rules without building "tag:key" strings on the
+// lookup path.
+type tagKey struct{ tag, key string }
 
 // ParseError is a syntax error in an access file.
 type ParseError struct {
@@ -187,7 +193,7 @@ func (r *Rules) Len() int {
 // ParseRules reads an access file. The first bad line is reported as a
 // *ParseError naming the line.
 func ParseRules(rd io.Reader) (*Rules, error) {
-	rules := &Rules{byKey: make(map[string]int)}
+	rules := &Rules{byKey: make(map[string]int), tagged: make(map[tagKey]int), untagged: make(map[string]int)}
 	sc := bufio.NewScanner(rd)
 	sc.Buffer(make([]byte, 4096), maxAccessLine)
 	line := 0
@@ -205,6 +211,11 @@ func ParseRules(rd io.Reader) (*Rules, error) {
 			return nil, &ParseError{Line: line, Msg: fmt.Sprintf("duplicate key %q (first on line %d)", rule.RawKey, rules.list[prev].Line)}
 		}
 		rules.byKey[mk] = len(rules.list)
+		if rule.Tag == "" {
+			rules.untagged[rule.Key] = len(rules.list)
+		} else {
+			rules.tagged[tagKey{strings.ToLower(rule.Tag), rule.Key}] = len(rules.list)
+		}
 		rules.list = append(rules.list, rule)
 	}
 	if err := sc.Err(); err != nil {

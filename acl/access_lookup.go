@@ -10,10 +10,10 @@ import (
 
 // get looks up one key with tag (lowercase, e.g. "connect"), then without.
 func (r *Rules) get(tag, key string) *Rule {
-	if i, ok := r.byKey[tag+":"+key]; ok {
+	if i, ok := r.tagged[tagKey{tag, key}]; ok {
 		return &r.list[i]
 	}
-	if i, ok := r.byKey[key]; ok {
+	if i, ok := r.untagged[key]; ok {
 		return &r.list[i]
 	}
 	return nil
