@@ -1,68 +1,13 @@
 package acl
 
-// sendmail access rules, as read by sendmail 8.17 with FEATURE(`access_db')
-// and FEATURE(`blocklist_recipients') (cf/m4/proto.m4, cf/README "ANTI-SPAM
-// CONFIGURATION CONTROL").
-//
-// File syntax (what `makemap hash` reads): one "key<whitespace>value" a
-// line; a line whose first non-blank character is '#' is a comment, blank
-// lines are skipped. '#' after a key is NOT a comment (makemap would store
-// "RELAY # x" as the value, which sendmail reads as an error message), so
-// such lines are rejected here with a clear error. Keys are compared
-// case-insensitively: they are stored lowercased, as makemap does.
-//
-// Keys:
-//   - an optional tag: Connect:, From:, To:, Spam: (kept, FRIEND/HATER only),
-//     or one of sendmail's other tags (GreetPause:, ClientRate:, ClientConn:,
-//     Srv_Features:, Clt_Features:, Try_TLS:, TLS_Clt:, TLS_Srv:, TLS_Rcpt:,
-//     Compat:, QGrp:) whose values are kept opaque for the mirror and never
-//     used in decisions. Any other "word:" prefix is an error.
-//   - an untagged key is looked up by every check, exactly like sendmail's
-//     "+" lookups (tagged first, then untagged, at each specificity level).
-//   - IPv4 addresses or networks by leading octets: "192.168.0" is
-//     192.168.0.0/24, "10" is 10.0.0.0/8.
-//   - "IPv6:" + an address or network by leading 16-bit groups. sendmail
-//     (IPV6_FULL, the default) looks up the full form: 8 groups, no "::",
-//     each group without leading zeros, e.g. "IPv6:2002:c0a8:51d2:0:0:0:0:23f4",
-//     then strips groups from the right: "IPv6:2002:c0a8" covers 2002:c0a8::/32.
-//     A key written in compressed form ("IPv6:2002:c0a8:51d2::23f4") is a
-//     single address and is normalised to the full form here, so it matches
-//     (sendmail itself would never match it).
-//   - host and domain names, matched on label boundaries from the most
-//     specific: "spamford.com" covers "mail.spamford.com"; a more specific
-//     "ok.spamford.com" wins for that subtree.
-//   - e-mail addresses "user@domain" and "user@" (that local part in any
-//     domain) for From:, To:, Spam: and untagged keys. Connect: keys are
-//     never addresses.
-//
-// Values: OK, RELAY, REJECT, DISCARD, SKIP (host, domain and IP keys only:
-// stops the search without a verdict), ERROR:### text, ERROR:"### text",
-// ERROR:D.S.N:### text, ERROR:D.S.N:"### text" (also ERROR:"D.S.N:### text"),
-// and the deprecated bare "### text" form. A 4xx code is a temporary
-// failure, 5xx permanent; an enhanced code must have the same class as the
-// reply code. QUARANTINE: is not supported and is an error.
-//
-// Lookup order (proto.m4 rulesets D, A and SearchList), which Policy uses:
-//
-//   - Connect (check_relay): the client host name, most specific domain
-//     first, each level "Connect:name" then "name"; only if nothing is found,
-//     the client IP, most specific first ("Connect:1.2.3.4", "1.2.3.4",
-//     "Connect:1.2.3", "1.2.3", ...). SKIP at a level ends that search.
-//   - From (check_mail): "From:user@domain", "user@domain", then
-//     "From:user@", "user@", then the domain search as above with From:.
-//   - To (check_rcpt with blocklist_recipients): "To:user@domain",
-//     "user@domain", "To:user@", "user@" (local domains only, as sendmail),
-//     then the domain search with To:. OK, RELAY and SKIP mean "no objection".
-//   - Relaying (Rcpt_ok, Relay_ok): a RELAY found by the To: domain search of
-//     the recipient domain, by the Connect: address search of the client IP,
-//     or by the Connect: domain search of the client host name.
-
 import (
 	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/spf13/afero"
 )
 
 // maxAccessLine bounds one line of an access file; makemap's own buffer is
@@ -154,7 +99,68 @@ const (
 	kindOpaque                     // key of an uninterpreted tag
 )
 
-// Rules is a parsed access file. A nil *Rules has no rules.
+// Rules is a parsed access file: sendmail access rules as read by sendmail 8.17 with FEATURE(`access_db')
+// and FEATURE(`blocklist_recipients') (cf/m4/proto.m4, cf/README "ANTI-SPAM
+// CONFIGURATION CONTROL").
+//
+// File syntax (what `makemap hash` reads): one "key<whitespace>value" a
+// line; a line whose first non-blank character is '#' is a comment, blank
+// lines are skipped. '#' after a key is NOT a comment (makemap would store
+// "RELAY # x" as the value, which sendmail reads as an error message), so
+// such lines are rejected here with a clear error. Keys are compared
+// case-insensitively: they are stored lowercased, as makemap does.
+//
+// Keys:
+//   - an optional tag: Connect:, From:, To:, Spam: (kept, FRIEND/HATER only),
+//     or one of sendmail's other tags (GreetPause:, ClientRate:, ClientConn:,
+//     Srv_Features:, Clt_Features:, Try_TLS:, TLS_Clt:, TLS_Srv:, TLS_Rcpt:,
+//     Compat:, QGrp:) whose values are kept opaque for the mirror and never
+//     used in decisions. Any other "word:" prefix is an error.
+//   - an untagged key is looked up by every check, exactly like sendmail's
+//     "+" lookups (tagged first, then untagged, at each specificity level).
+//   - IPv4 addresses or networks by leading octets: "192.168.0" is
+//     192.168.0.0/24, "10" is 10.0.0.0/8.
+//   - "IPv6:" + an address or network by leading 16-bit groups. sendmail
+//     (IPV6_FULL, the default) looks up the full form: 8 groups, no "::",
+//     each group without leading zeros, e.g. "IPv6:2002:c0a8:51d2:0:0:0:0:23f4",
+//     then strips groups from the right: "IPv6:2002:c0a8" covers 2002:c0a8::/32.
+//     A key written in compressed form ("IPv6:2002:c0a8:51d2::23f4") is a
+//     single address and is normalised to the full form here, so it matches
+//     (sendmail itself would never match it).
+//   - host and domain names, matched on label boundaries from the most
+//     specific: "spamford.com" covers "mail.spamford.com"; a more specific
+//     "ok.spamford.com" wins for that subtree.
+//   - e-mail addresses "user@domain" and "user@" (that local part in any
+//     domain) for From:, To:, Spam: and untagged keys. Connect: keys are
+//     never addresses.
+//
+// Values: OK, RELAY, REJECT, DISCARD, SKIP (host, domain and IP keys only:
+// stops the search without a verdict), ERROR:### text, ERROR:"### text",
+// ERROR:D.S.N:### text, ERROR:D.S.N:"### text" (also ERROR:"D.S.N:### text"),
+// and the deprecated bare "### text" form. A 4xx code is a temporary
+// failure, 5xx permanent; an enhanced code must have the same class as the
+// reply code. QUARANTINE: is not supported and is an error.
+//
+// Lookup order (proto.m4 rulesets D, A and SearchList), which Policy uses:
+//
+//   - Connect (check_relay): the client host name, most specific domain
+//     first, each level "Connect:name" then "name"; only if nothing is found,
+//     the client IP, most specific first ("Connect:1.2.3.4", "1.2.3.4",
+//     "Connect:1.2.3", "1.2.3", ...). SKIP at a level ends that search.
+//   - From (check_mail): "From:user@domain", "user@domain", then
+//     "From:user@", "user@", then the domain search as above with From:.
+//   - To (check_rcpt with blocklist_recipients): "To:user@domain",
+//     "user@domain", "To:user@", "user@" (local domains only, as sendmail),
+//     then the domain search with To:. OK, RELAY and SKIP mean "no objection".
+//   - Relaying (Rcpt_ok, Relay_ok): a RELAY found by the To: domain search of
+//     the recipient domain, by the Connect: address search of the client IP,
+//     or by the Connect: domain search of the client host name.
+//
+// The cases are pinned by tests: TestParseRulesValid and
+// TestParseRulesInvalid (syntax), TestLookupPrecedence (the HOWTO's
+// "192.168.0 RELAY", "spamford.com REJECT", "ok.spamford.com OK", tagged
+// against untagged, SKIP, IPv6 networks), TestCheckConnect, TestCheckFrom
+// and TestCheckRcpt (decisions). A nil *Rules has no rules.
 type Rules struct {
 	list     []Rule
 	byKey    map[string]int // MapKey → index in list (duplicate detection)
@@ -223,6 +229,20 @@ func ParseRules(rd io.Reader) (*Rules, error) {
 			return nil, &ParseError{Line: line + 1, Msg: fmt.Sprintf("line longer than %d bytes", maxAccessLine)}
 		}
 		return nil, fmt.Errorf("access: read: %w", err)
+	}
+	return rules, nil
+}
+
+// LoadRules reads and parses the access file at path.
+func LoadRules(fs afero.Fs, path string) (*Rules, error) {
+	f, err := fs.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("access: %w", err)
+	}
+	defer f.Close()
+	rules, err := ParseRules(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return rules, nil
 }

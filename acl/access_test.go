@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/spf13/afero"
 )
 
 func TestParseRulesValid(t *testing.T) {
@@ -248,4 +250,26 @@ func FuzzParseRules(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestLoadRules(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	if err := afero.WriteFile(fs, "/etc/mail/access", []byte("192.168.0 RELAY\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := afero.WriteFile(fs, "/etc/mail/bad", []byte("ok RELAY\nbad\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rules, err := LoadRules(fs, "/etc/mail/access")
+	if err != nil || rules.Len() != 1 {
+		t.Fatalf("LoadRules = %v, %v", rules, err)
+	}
+	_, err = LoadRules(fs, "/etc/mail/bad")
+	var pe *ParseError
+	if !errors.As(err, &pe) || pe.Line != 2 || !strings.HasPrefix(err.Error(), "/etc/mail/bad: access: line 2:") {
+		t.Errorf("LoadRules(bad) = %v", err)
+	}
+	if _, err := LoadRules(fs, "/etc/mail/missing"); err == nil {
+		t.Error("missing file accepted")
+	}
 }

@@ -217,6 +217,7 @@ func (p *Policy) relay(req Request, local, domain string) Decision {
 	}
 	d := relayDenied
 	d.Reason = "no rule: relaying denied"
+	p.logger.Debug("acl relay denied", "ip", ip.String(), "host", req.Hostname, "to", req.To)
 	return d
 }
 
