@@ -223,3 +223,34 @@ func TestActionString(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyConcurrent runs decisions while grants come and go; the race
+// detector checks the sharing.
+func TestPolicyConcurrent(t *testing.T) {
+	p, grants, _ := newTestPolicy(t, nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 2000 {
+			a := netip.AddrFrom4([4]byte{100, 64, byte(i >> 8), byte(i)})
+			grants.LoginSucceeded("u", a)
+			if i%3 == 0 {
+				grants.Revoke(a)
+			}
+		}
+	}()
+	for i := range 2000 {
+		a := netip.AddrFrom4([4]byte{100, 64, byte(i >> 8), byte(i)})
+		d := p.CheckRcpt(Request{IP: a, To: "x@elsewhere.org"})
+		if d.Action != Relay && d.Action != Reject {
+			t.Fatalf("decision %v", d.Action)
+		}
+	}
+	<-done
+	if d := p.CheckRcpt(Request{IP: netip.AddrFrom4([4]byte{100, 64, 0, 1}), To: "x@elsewhere.org"}); d.Action != Relay {
+		t.Errorf("granted client refused: %s", d.Reason)
+	}
+	if d := p.CheckRcpt(Request{IP: netip.AddrFrom4([4]byte{100, 64, 0, 3}), To: "x@elsewhere.org"}); d.Action != Reject {
+		t.Errorf("revoked client relayed: %s", d.Reason)
+	}
+}
