@@ -82,3 +82,40 @@ old.example		"550 Old style"
 			bytes.ReplaceAll([]byte(strings.Join(ours, "\n")), []byte{0}, []byte(" = ")))
 	}
 }
+
+// TestInteropPostmapEntries builds the postfix flavor with postmap and
+// reads every key back with postmap -q.
+func TestInteropPostmapEntries(t *testing.T) {
+	postmap, err := exec.LookPath("postmap")
+	if err != nil {
+		t.Fatalf("postmap not installed: %v", err)
+	}
+	rules, err := ParseRulesString(mirrorAccess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := Entries(rules, []Grant{{IP: ip("198.51.100.7")}, {IP: ip("2001:db8::5")}}, FlavorPostfix)
+	var text strings.Builder
+	for _, e := range entries {
+		text.WriteString(e.Key + " " + e.Value + "\n")
+	}
+	dir := t.TempDir()
+	// postmap reads main.cf; an empty one in its own config directory
+	// keeps the test independent of the machine's Postfix setup.
+	if err := os.WriteFile(filepath.Join(dir, "main.cf"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(dir, "popgate")
+	if err := os.WriteFile(src, []byte(text.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(postmap, "-c", dir, "hash:"+src).CombinedOutput(); err != nil {
+		t.Fatalf("postmap: %v\n%s", err, out)
+	}
+	for _, e := range entries {
+		out, err := exec.Command(postmap, "-c", dir, "-q", e.Key, "hash:"+src).Output()
+		if err != nil || strings.TrimSpace(string(out)) != e.Value {
+			t.Errorf("postmap -q %s = %q (%v), want %q", e.Key, out, err, e.Value)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,9 +28,12 @@ const (
 	// (sendmail's OK only accepts, never relays, while Postfix's OK would
 	// permit relaying; DUNNO still stops the search for less specific keys),
 	// REJECT and DISCARD as is, ERROR:D.S.N:### text→"### D.S.N text".
-	// IPv6 networks are written as their leading groups ("2002:c0a8"), which
-	// Postfix matches only when the compressed client address begins with
-	// those groups.
+	// IPv6 networks are written as their leading groups ("2002:c0a8:51d2")
+	// only when Postfix can match them: it truncates the compressed client
+	// address at each ':', so a network of fewer than three groups
+	// (access(5) requires 3 to 8) or with a zero group is skipped. Host
+	// names match subdomains as long as smtpd_access_maps is in
+	// parent_domain_matches_subdomains (Postfix's default).
 	FlavorPostfix = "postfix"
 )
 
@@ -271,13 +275,22 @@ func postfixRule(r Rule) (key, value string, ok bool) {
 	case kindIPv4, kindHost:
 		key = r.Key
 	case kindIPv6:
-		groups := strings.TrimPrefix(r.Key, "ipv6:")
-		key = groups
-		if strings.Count(groups, ":") == 7 {
-			if a, err := netip.ParseAddr(groups); err == nil {
-				key = a.String()
+		groups := strings.Split(strings.TrimPrefix(r.Key, "ipv6:"), ":")
+		if len(groups) == 8 {
+			a, err := netip.ParseAddr(strings.Join(groups, ":"))
+			if err != nil {
+				return "", "", false
 			}
+			key = a.String()
+			break
 		}
+		// Postfix truncates the compressed address string, so a network
+		// is found only if its groups lead that string: at least three
+		// groups (access(5)) and none zero, which "::" could swallow.
+		if len(groups) < 3 || slices.Contains(groups, "0") {
+			return "", "", false
+		}
+		key = strings.Join(groups, ":")
 	default:
 		return "", "", false
 	}

@@ -23,6 +23,8 @@ Spam:abuse@	FRIEND
 IPv6:2002:C0A8::1	RELAY
 Connect:IPv6:2002:c0a8:0002	ERROR:4.3.2:"451 Not now"
 skip.example	SKIP
+IPv6:2001:db8	RELAY
+IPv6:2001:db8:0:1	RELAY
 GreetPause:10.1	5000
 `
 
@@ -53,6 +55,8 @@ func TestEntries(t *testing.T) {
 			{"ipv6:2002:c0a8:0:0:0:0:0:1", "RELAY"},
 			{"connect:ipv6:2002:c0a8:2", `ERROR:4.3.2:"451 Not now"`},
 			{"skip.example", "SKIP"},
+			{"ipv6:2001:db8", "RELAY"},
+			{"ipv6:2001:db8:0:1", "RELAY"},
 			{"greetpause:10.1", "5000"},
 			{"connect:198.51.100.7", "RELAY"},
 			{"connect:198.51.100.8", "RELAY"},
