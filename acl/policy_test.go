@@ -109,6 +109,8 @@ func TestCheckRcpt(t *testing.T) {
 		{name: "To: REJECT local user", req: Request{IP: ip("127.0.0.1"), To: "blocked@example.com"}, action: Reject, code: 550, enhanced: "5.2.1", reason: "To:blocked@example.com REJECT"},
 		{name: "To: user@ local", req: Request{IP: remote, To: "gone@example.net"}, action: Reject, code: 550, enhanced: "5.1.1", reason: "To:gone@"},
 		{name: "To: user@ not for remote domains", req: Request{IP: ip("127.0.0.1"), To: "gone@elsewhere.org"}, action: Relay},
+		{name: "untagged REJECT domain blocks recipients too", req: Request{IP: ip("127.0.0.1"), To: "x@mail.spamford.com"}, action: Reject, code: 550, enhanced: "5.2.1", reason: "spamford.com REJECT"},
+		{name: "OK recipient domain is not RELAY", req: Request{IP: remote, To: "x@ok.spamford.com"}, action: Reject, code: 554, reason: "relaying denied"},
 		{name: "To: temp error even for AUTH", req: Request{IP: remote, To: "x@busy.example", AuthUser: "bob"}, action: TempFail, code: 451, enhanced: "4.2.1"},
 	}
 	for _, c := range cases {
