@@ -249,8 +249,23 @@ func (g *Grants) Start(ctx context.Context) {
 		g.cache.Start()
 	}()
 	g.persistLoop(ctx)
-	g.cache.Stop()
-	<-expiry
+	g.stopCache(expiry)
+}
+
+// stopCache ends the cache's expiry loop. ttlcache's Stop does nothing
+// until Start has marked the cache as running, so it is retried until the
+// loop has really exited.
+func (g *Grants) stopCache(exited <-chan struct{}) {
+	for {
+		g.cache.Stop()
+		t := time.NewTimer(time.Millisecond)
+		select {
+		case <-exited:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func (g *Grants) persistLoop(ctx context.Context) {

@@ -363,3 +363,18 @@ func TestGrantsPersistCoalesced(t *testing.T) {
 		g.Start(ctx) // after Close: returns at once
 	})
 }
+
+func TestGrantsStartWithDoneContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g, err := NewGrants(GrantsConfig{TTL: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		g.Start(ctx) // must return although the expiry loop may not have begun
+		if err := g.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
