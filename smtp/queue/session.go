@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/textproto"
+	"strconv"
 	"strings"
 	"time"
 
@@ -152,18 +153,51 @@ func (q *Queue) sendData(c *smtp.Client, id string) error {
 func errOutcome(err error, defStatus string) outcome {
 	var se *smtp.SMTPError
 	if errors.As(err, &se) {
-		st := fmt.Sprintf("%d.%d.%d", se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2])
-		if se.EnhancedCode[0] < 2 || se.EnhancedCode[0] > 5 {
+		code, msg := se.EnhancedCode, se.Message
+		if code[0] == 0 {
+			code, msg = findEnhancedCode(se.Code, msg)
+		}
+		st := fmt.Sprintf("%d.%d.%d", code[0], code[1], code[2])
+		if code[0] == 0 {
 			st = fmt.Sprintf("%d.0.0", se.Code/100)
 		}
 		o := outcome{state: StatePending, status: st,
-			diag: oneLine(fmt.Sprintf("%d %s %s", se.Code, st, se.Message))}
+			diag: oneLine(fmt.Sprintf("%d %s %s", se.Code, st, msg))}
 		if se.Code >= 500 {
 			o.state = StateFailed
 		}
 		return o
 	}
 	return outcome{state: StatePending, status: defStatus, diag: oneLine(err.Error())}
+}
+
+// findEnhancedCode looks for an RFC 2034 code on any line of a
+// multi-line reply (some servers put it on the last line only) and
+// returns it with the message without it.
+func findEnhancedCode(code int, msg string) (smtp.EnhancedCode, string) {
+	lines := strings.Split(msg, "\n")
+	for i, l := range lines {
+		head, rest, _ := strings.Cut(l, " ")
+		parts := strings.Split(head, ".")
+		if len(parts) != 3 {
+			continue
+		}
+		var ec smtp.EnhancedCode
+		ok := true
+		for j, p := range parts {
+			n, err := strconv.Atoi(p)
+			if err != nil || n < 0 || n > 999 {
+				ok = false
+				break
+			}
+			ec[j] = n
+		}
+		if ok && ec[0] == code/100 {
+			lines[i] = rest
+			return ec, strings.Join(lines, "\n")
+		}
+	}
+	return smtp.EnhancedCode{}, msg
 }
 
 // oneLine makes a reply safe for one DSN header line.
