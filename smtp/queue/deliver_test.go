@@ -239,6 +239,9 @@ func TestSmarthostRequiredTLSAndAuth(t *testing.T) {
 		if m := s.wait(t); string(m.Body) != testMsg {
 			t.Errorf("body %q", m.Body)
 		}
+		if s.tlsMails.Load() != 1 {
+			t.Error("message not sent over TLS")
+		}
 	})
 	t.Run("untrusted certificate is not used when required", func(t *testing.T) {
 		t.Parallel()
@@ -277,6 +280,25 @@ func TestSmarthostRequiredTLSAndAuth(t *testing.T) {
 		h.run(t)
 		h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, testMsg)
 		s.wait(t)
+		if s.tlsMails.Load() != 1 {
+			t.Error("STARTTLS offered but not used")
+		}
+	})
+	t.Run("opportunistic falls back to clear text after a failed handshake", func(t *testing.T) {
+		t.Parallel()
+		s := newSink(t, func(srv *smtp.Server) {
+			srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
+		})
+		h := newHarness(t, s, func(c *Config) {
+			c.SmarthostTLS = TLSOpportunistic
+			c.TLSConfig = &tls.Config{MaxVersion: tls.VersionTLS12}
+		})
+		h.run(t)
+		h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, testMsg)
+		s.wait(t)
+		if sessions, _, _ := s.stats(); sessions != 2 {
+			t.Errorf("%d sessions, want the failed TLS one and the clear one", sessions)
+		}
 	})
 	t.Run("opportunistic without STARTTLS goes in clear", func(t *testing.T) {
 		t.Parallel()

@@ -14,9 +14,10 @@
 // where SMTP itself allows it (RFC 5321 §6.1 prefers a duplicate to a
 // loss). The argument, step by step:
 //
-//   - Enqueue writes <id>.msg durably (temp file, fsync, rename, fsync of
-//     the directory), then <id>.env the same way, and only then returns;
-//     the SMTP server answers 250 after that. A crash before the .env
+//   - Enqueue writes and fsyncs <id>.msg, then writes <id>.env durably
+//     (temp file, fsync, rename, fsync of the directory, which also makes
+//     the .msg name durable), and only then returns; the SMTP server
+//     answers 250 after that. A crash before the .env
 //     rename leaves at most an orphan .msg, which no client was told was
 //     accepted; New removes it. A crash after it leaves a complete
 //     message, which New schedules.

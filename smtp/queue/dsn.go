@@ -165,7 +165,11 @@ func (q *Queue) buildDSN(e *envelope, rcpts []RecipientStatus, action string, or
 			if r.RemoteMTA != "" && len(r.LastError) > 3 && r.LastError[3] == ' ' {
 				kind = "smtp"
 			}
-			fmt.Fprintf(&ds, "Diagnostic-Code: %s; %s\r\n", kind, r.LastError)
+			diag := r.LastError
+			if !utf8 {
+				diag = asciiOnly(diag) // message/delivery-status is US-ASCII (RFC 3464 §2.1.2)
+			}
+			fmt.Fprintf(&ds, "Diagnostic-Code: %s; %s\r\n", kind, diag)
 		}
 		if !r.LastAttempt.IsZero() {
 			fmt.Fprintf(&ds, "Last-Attempt-Date: %s\r\n", r.LastAttempt.Format(time.RFC1123Z))
@@ -208,4 +212,14 @@ func writePart(mw *message.Writer, h message.Header, body string) error {
 		return err
 	}
 	return pw.Close()
+}
+
+// asciiOnly replaces every non-ASCII rune with '?'.
+func asciiOnly(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 0x80 {
+			return '?'
+		}
+		return r
+	}, s)
 }

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Run delivers queued mail until ctx is done. It then stops starting
+// Run delivers queued mail until ctx is done; call it once per Queue. It then stops starting
 // deliveries, gives those in flight shutdownGrace to finish, cuts the
 // rest (their recipients stay pending) and returns ctx's error.
 func (q *Queue) Run(ctx context.Context) error {
@@ -15,7 +15,6 @@ func (q *Queue) Run(ctx context.Context) error {
 	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	var wg sync.WaitGroup
-	done := make(chan struct{}, 1)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -23,11 +22,7 @@ func (q *Queue) Run(ctx context.Context) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				q.process(dctx, it)
-				select {
-				case done <- struct{}{}:
-				default:
-				}
+				q.process(dctx, it) // ends with finish, which kicks the loop
 			}()
 		}
 		timer.Reset(q.wait())
@@ -45,7 +40,6 @@ func (q *Queue) Run(ctx context.Context) error {
 			}
 			return ctx.Err()
 		case <-q.kickCh:
-		case <-done:
 		case <-timer.C:
 		}
 	}

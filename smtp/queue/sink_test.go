@@ -31,7 +31,7 @@ type sinkMsg struct {
 // replies are programmable per recipient; it can drop the connection in
 // the middle of DATA, hold DATA until released, or require AUTH.
 type sink struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *smtp.Server
 	ln   net.Listener
 	addr string
@@ -49,11 +49,13 @@ type sink struct {
 	authPass  string
 	gate      chan struct{} // if set, Data waits for a token
 
+	tlsMails atomic.Int32 // MAIL commands received over TLS
+
 	dropData atomic.Int32 // drop the connection in DATA this many times
 	inData   chan struct{}
 }
 
-func newSink(t *testing.T, mods ...func(*smtp.Server)) *sink {
+func newSink(t testing.TB, mods ...func(*smtp.Server)) *sink {
 	t.Helper()
 	s := &sink{t: t, received: make(chan sinkMsg, 10000), inData: make(chan struct{}, 10000)}
 	srv := smtp.NewServer(s)
@@ -149,6 +151,9 @@ func (ss *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
 	ss.s.mu.Unlock()
 	if needAuth && !ss.authed {
 		return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "authentication required"}
+	}
+	if _, ok := ss.c.TLSConnectionState(); ok {
+		ss.s.tlsMails.Add(1)
 	}
 	ss.from = from
 	return nil

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
@@ -38,11 +39,30 @@ func newID(now time.Time) (string, error) {
 	return fmt.Sprintf("%016x%s", uint64(now.UnixNano()), hex.EncodeToString(r[:])), nil
 }
 
-// writeMsg spools the body durably and reports its normalised size and
-// whether it holds 8-bit octets.
+// writeMsg writes the body straight to <id>.msg and fsyncs it. No
+// temporary name or directory sync is needed: without its .env the file
+// means nothing (a crash leaves an orphan that scan removes), and the
+// directory sync of the .env write that follows makes both names durable
+// before Enqueue returns.
 func (q *Queue) writeMsg(id string, r io.Reader) (int64, bool, error) {
+	p := q.msgPath(id)
+	f, err := q.cfg.Fs.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
+	if err != nil {
+		return 0, false, fmt.Errorf("queue: spool %s: %w", id, err)
+	}
 	nr := newNormReader(r)
-	if err := durable.WriteFile(q.cfg.Fs, q.msgPath(id), nr, filePerm); err != nil {
+	bw := bufio.NewWriterSize(f, 64<<10)
+	_, err = io.Copy(bw, nr)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return 0, false, fmt.Errorf("queue: spool %s: %w", id, err)
 	}
 	return nr.size, nr.eightBit, nil
