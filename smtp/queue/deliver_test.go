@@ -380,3 +380,51 @@ func TestConcurrencyCaps(t *testing.T) {
 		})
 	}
 }
+
+func TestBusyMXGreetingTriesNextHostButRejectionDoesNot(t *testing.T) {
+	t.Parallel()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { busy.Close() })
+	go func() {
+		for {
+			c, err := busy.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Write([]byte("421 4.3.2 busy, try another\r\n"))
+			c.Close()
+		}
+	}()
+	backup := newSink(t)
+	backup.setRcpt(func(to string) error {
+		if to == "gone@a.test" {
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "unknown"}
+		}
+		return nil
+	})
+	third := newSink(t)
+	h := newHarness(t, nil, func(c *Config) { c.Port = "25" })
+	h.resolver.mx["a.test"] = []*net.MX{{Host: "mx1.a.test", Pref: 10}, {Host: "mx2.a.test", Pref: 20}, {Host: "mx3.a.test", Pref: 30}}
+	h.resolver.hosts["mx1.a.test"] = []string{"192.0.2.1"}
+	h.resolver.hosts["mx2.a.test"] = []string{"192.0.2.2"}
+	h.resolver.hosts["mx3.a.test"] = []string{"192.0.2.3"}
+	h.router.route("192.0.2.1:25", busy.Addr().String())
+	h.router.route("192.0.2.2:25", backup.addr)
+	h.router.route("192.0.2.3:25", third.addr)
+	h.run(t)
+	h.enqueue(t, "alice@local.test", []string{"ok@a.test", "gone@a.test"}, testMsg)
+	if m := backup.wait(t); len(m.To) != 1 || m.To[0] != "ok@a.test" {
+		t.Errorf("backup MX got %q", m.To)
+	}
+	d := parseDSN(t, h.bounces.wait(t).Body)
+	if r := d.rcpt(t, "gone@a.test"); r.Get("Remote-MTA") != "dns; mx2.a.test" || r.Get("Status") != "5.1.1" {
+		t.Errorf("DSN fields %v", r)
+	}
+	h.waitAttempt(t)
+	if sessions, _, _ := third.stats(); sessions != 0 {
+		t.Error("a 5xx from one MX was retried at the next")
+	}
+}
