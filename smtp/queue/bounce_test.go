@@ -316,3 +316,26 @@ func TestBounceInjectFailureIsRetried(t *testing.T) {
 		t.Errorf("%d sessions: a failed recipient was retried", sessions)
 	}
 }
+
+func TestExpiredBeforeFirstTryBouncesWithoutConnecting(t *testing.T) {
+	t.Parallel()
+	s := newSink(t)
+	h := newHarness(t, s, func(c *Config) { c.MaxAge = time.Minute })
+	// Spooled while the loop was not running (the server was down for
+	// longer than MaxAge); the header has no body separator.
+	h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, "Subject: old\r\nX-Long: yes")
+	h.clock.Advance(2 * time.Minute)
+	h.run(t)
+	d := parseDSN(t, h.bounces.wait(t).Body)
+	r := d.rcpt(t, "bob@remote.test")
+	if r.Get("Status") != "4.4.7" || !strings.Contains(r.Get("Diagnostic-Code"), "expired after 2m0s") {
+		t.Errorf("DSN fields %v", r)
+	}
+	if d.origHeader.Get("Subject") != "old" || d.origHeader.Get("X-Long") != "yes" {
+		t.Errorf("original header %v", d.origHeader)
+	}
+	h.waitAttempt(t)
+	if sessions, _, _ := s.stats(); sessions != 0 {
+		t.Error("an expired message was still tried")
+	}
+}

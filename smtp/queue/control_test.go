@@ -102,7 +102,7 @@ func TestDeleteDuringDelivery(t *testing.T) {
 	h := newHarness(t, s, nil)
 	h.run(t)
 	id := h.enqueue(t, "alice@local.test", []string{"now@remote.test", "later@remote.test"}, testMsg)
-	<-s.inData
+	s.waitData(t)
 	if err := h.q.Delete(id); err != nil {
 		t.Fatal(err)
 	}
@@ -171,5 +171,30 @@ func TestRunReturnsOnCancel(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return")
+	}
+}
+
+func TestFlushDuringDeliveryRetriesRightAfter(t *testing.T) {
+	t.Parallel()
+	s := newSink(t)
+	gate := make(chan struct{}, 2)
+	s.gate = gate
+	s.dropData.Store(1) // the first try fails after DATA starts
+	h := newHarness(t, s, nil)
+	h.run(t)
+	id := h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, testMsg)
+	s.waitData(t)
+	if err := h.q.Flush(id); err != nil { // while the attempt is held in DATA
+		t.Fatal(err)
+	}
+	gate <- struct{}{} // now the sink drops the connection
+	h.waitAttempt(t)
+	// No clock change: only the flush can make it due again.
+	s.waitData(t)
+	gate <- struct{}{}
+	s.wait(t)
+	h.waitAttempt(t)
+	if h.queued(t) != 0 {
+		t.Error("still queued")
 	}
 }

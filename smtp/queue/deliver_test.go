@@ -362,7 +362,7 @@ func TestConcurrencyCaps(t *testing.T) {
 			h.run(t)
 			// Let the first wave reach DATA: exactly the cap may.
 			for range tc.want {
-				<-s.inData
+				s.waitData(t)
 			}
 			for i := range n {
 				if maxActive := h.router.maxConns(); maxActive > tc.want {
@@ -371,7 +371,7 @@ func TestConcurrencyCaps(t *testing.T) {
 				gate <- struct{}{}
 				s.wait(t)
 				if i+tc.want < n {
-					<-s.inData // the freed slot is taken by the next message
+					s.waitData(t) // the freed slot is taken by the next message
 				}
 			}
 			if maxActive := h.router.maxConns(); maxActive != tc.want {

@@ -110,6 +110,16 @@ func (s *sink) wait(t *testing.T) sinkMsg {
 	}
 }
 
+// waitData waits until a session reaches DATA or fails the test.
+func (s *sink) waitData(t *testing.T) {
+	t.Helper()
+	select {
+	case <-s.inData:
+	case <-time.After(20 * time.Second):
+		t.Fatal("sink: no session reached DATA")
+	}
+}
+
 func (s *sink) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	s.mu.Lock()
 	s.sessions++
@@ -175,17 +185,17 @@ func (ss *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 
 func (ss *sinkSession) Data(r io.Reader) error {
 	ss.s.inData <- struct{}{}
-	if ss.s.dropData.Add(-1) >= 0 {
-		var b [16]byte
-		_, _ = io.ReadFull(r, b[:])
-		ss.c.Conn().Close()
-		return errors.New("sink: dropped mid-DATA")
-	}
 	ss.s.mu.Lock()
 	gate := ss.s.gate
 	ss.s.mu.Unlock()
 	if gate != nil {
 		<-gate
+	}
+	if ss.s.dropData.Add(-1) >= 0 {
+		var b [16]byte
+		_, _ = io.ReadFull(r, b[:])
+		ss.c.Conn().Close()
+		return errors.New("sink: dropped mid-DATA")
 	}
 	b, err := io.ReadAll(r)
 	if err != nil {
