@@ -198,3 +198,29 @@ func TestFlushDuringDeliveryRetriesRightAfter(t *testing.T) {
 		t.Error("still queued")
 	}
 }
+
+func TestShutdownCutsStuckDeliveryAndKeepsMessage(t *testing.T) {
+	t.Parallel()
+	s := newSink(t)
+	s.gate = make(chan struct{}) // DATA never completes
+	h := newHarness(t, s, nil)
+	h.q.grace = 50 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.q.Run(ctx) }()
+	id := h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, testMsg)
+	s.waitData(t)
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return after the grace period")
+	}
+	if got := h.waitAttempt(t); got != id {
+		t.Fatalf("attempt %s", got)
+	}
+	if r := h.item(t, id).Recipients[0]; r.State != StatePending {
+		t.Errorf("after shutdown %+v, want pending", r)
+	}
+	close(s.gate)
+}

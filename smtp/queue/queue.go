@@ -27,6 +27,8 @@ type Queue struct {
 	running int              // messages being delivered
 	kickCh  chan struct{}    // wakes Run
 
+	grace time.Duration // shutdownGrace; shorter in tests
+
 	destMu sync.Mutex
 	dests  map[string]*destSem // connection slots per destination
 
@@ -63,6 +65,7 @@ func New(cfg Config) (*Queue, error) {
 		log:    cfg.Logger.With("component", "queue"),
 		items:  map[string]*item{},
 		kickCh: make(chan struct{}, 1),
+		grace:  shutdownGrace,
 		dests:  map[string]*destSem{},
 	}
 	if err := q.scan(); err != nil {

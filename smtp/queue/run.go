@@ -30,7 +30,7 @@ func (q *Queue) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			stopped := make(chan struct{})
 			go func() { wg.Wait(); close(stopped) }()
-			grace := time.NewTimer(shutdownGrace)
+			grace := time.NewTimer(q.grace)
 			defer grace.Stop()
 			select {
 			case <-stopped:
