@@ -97,20 +97,22 @@ func (q *Queue) buildDSN(e *envelope, rcpts []RecipientStatus, action string, or
 	host := q.cfg.Hostname
 	utf8 := e.needsUTF8()
 
+	// go-message writes fields in the reverse order of Set: this order
+	// puts From first and Content-Type last.
 	var h message.Header
-	h.Set("From", "Mail Delivery System <MAILER-DAEMON@"+host+">")
-	h.Set("To", "<"+e.From+">")
+	h.SetContentType("multipart/report", map[string]string{"report-type": "delivery-status"})
+	h.Set("MIME-Version", "1.0")
+	// RFC 3834 §5: automatic responses are marked and must not be answered.
+	h.Set("Auto-Submitted", "auto-replied")
+	h.Set("Message-Id", fmt.Sprintf("<%s.%s.dsn@%s>", e.ID, action, host))
+	h.Set("Date", now.Format(time.RFC1123Z))
 	if action == actionDelayed {
 		h.Set("Subject", "Delayed Mail (still being retried)")
 	} else {
 		h.Set("Subject", "Undelivered Mail Returned to Sender")
 	}
-	h.Set("Date", now.Format(time.RFC1123Z))
-	h.Set("Message-Id", fmt.Sprintf("<%s.%s.dsn@%s>", e.ID, action, host))
-	// RFC 3834 §5: automatic responses are marked and must not be answered.
-	h.Set("Auto-Submitted", "auto-replied")
-	h.Set("MIME-Version", "1.0")
-	h.SetContentType("multipart/report", map[string]string{"report-type": "delivery-status"})
+	h.Set("To", "<"+e.From+">")
+	h.Set("From", "Mail Delivery System <MAILER-DAEMON@"+host+">")
 
 	var buf bytes.Buffer
 	mw, err := message.CreateWriter(&buf, h)
