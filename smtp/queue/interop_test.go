@@ -118,3 +118,27 @@ func TestInteropPostfixSmtpSinkHardRejectBounces(t *testing.T) {
 		t.Errorf("DSN fields %v", r)
 	}
 }
+
+// An 8-bit body goes unchanged to a peer without 8BITMIME (documented
+// choice: no downgrade), with no BODY= parameter.
+func TestInteropEightBitToSevenBitPeer(t *testing.T) {
+	addr, dir := startPostfixSink(t, "-8")
+	h := newHarness(t, nil, func(c *Config) {
+		c.Smarthost = addr
+		c.Now = time.Now
+		c.Dial = nil
+	})
+	h.run(t)
+	h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, "Subject: caf\xc3\xa9\n\nna\xc3\xafve\n")
+	h.waitAttempt(t)
+	got := dumps(t, dir)
+	if len(got) != 1 {
+		t.Fatalf("%d transactions", len(got))
+	}
+	if !strings.Contains(got[0], "na\xc3\xafve\r\n") && !strings.Contains(got[0], "na\xc3\xafve\n") {
+		t.Errorf("8-bit body changed:\n%q", got[0])
+	}
+	if strings.Contains(got[0], "BODY=8BITMIME") {
+		t.Errorf("BODY=8BITMIME sent to a peer that does not offer it:\n%s", got[0])
+	}
+}
