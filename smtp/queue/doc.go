@@ -49,6 +49,12 @@
 //     bounce with 5.6.7 (RFC 6531 §3.2, RFC 6533).
 //   - A peer whose SIZE is smaller than the message makes its recipients
 //     bounce with 5.3.4 (RFC 1870 §6).
+//   - Destinations of one message are served one after another on one
+//     connection each, so MaxConcurrent bounds connections as well as
+//     messages in flight; a message waiting for a busy destination
+//     (MaxPerDestination) holds its slot meanwhile.
+//   - Only one process may run a Queue on a directory; the CLI reaches it
+//     through the server's control socket.
 //   - MX delivery uses opportunistic, unauthenticated STARTTLS (RFC 7435):
 //     certificates are not verified and a failed handshake falls back to
 //     plain text. A smarthost can require verified TLS.

@@ -162,7 +162,7 @@ func (q *Queue) scan() error {
 			continue
 		}
 		switch {
-		case strings.HasPrefix(n, "."):
+		case strings.HasPrefix(n, ".") && strings.Contains(n, ".tmp."):
 			// A temporary file of an interrupted durable write.
 			q.removeStray(n)
 		case strings.HasSuffix(n, msgSuffix):
