@@ -25,7 +25,7 @@ func BenchmarkRelay(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = q.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	defer func() { cancel(); <-done; q.Close() }()
 	body := testMsg + strings.Repeat("Lorem ipsum dolor sit amet, consectetur adipiscing elit.\r\n", 50)
 	b.SetBytes(int64(len(body)))
 	b.ResetTimer()

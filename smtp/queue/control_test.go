@@ -139,8 +139,7 @@ func TestEnqueueRejectsBadInput(t *testing.T) {
 			t.Errorf("%s: err = %v, want one mentioning %q", tc.name, err, tc.want)
 		}
 	}
-	ents, _ := os.ReadDir(h.cfg.Dir)
-	if len(ents) != 0 {
+	if ents := spoolFiles(t, h.cfg.Dir); len(ents) != 0 {
 		t.Errorf("rejected messages left files: %v", ents)
 	}
 	// A failing body reader leaves nothing behind either.
@@ -148,7 +147,7 @@ func TestEnqueueRejectsBadInput(t *testing.T) {
 	if err == nil {
 		t.Fatal("Enqueue with a failing reader succeeded")
 	}
-	if ents, _ := os.ReadDir(h.cfg.Dir); len(ents) != 0 {
+	if ents := spoolFiles(t, h.cfg.Dir); len(ents) != 0 {
 		t.Errorf("failed enqueue left files: %v", ents)
 	}
 }

@@ -113,7 +113,9 @@ func spoolFiles(t *testing.T, dir string) []string {
 	}
 	var names []string
 	for _, e := range ents {
-		names = append(names, e.Name())
+		if e.Name() != lockFile {
+			names = append(names, e.Name())
+		}
 	}
 	return names
 }
@@ -189,6 +191,9 @@ func TestStartupQuarantinesCorruptEnvelopes(t *testing.T) {
 	dir := t.TempDir()
 	good := newHarness(t, nil, func(c *Config) { c.Dir = dir })
 	keep := good.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, testMsg)
+	if err := good.q.Close(); err != nil {
+		t.Fatal(err)
+	}
 	bad := "00000000000000000000dead"
 	for name, content := range map[string]string{
 		bad + envSuffix:                        `{"version":1,"id":"` + bad + `","rcpts":[`,
@@ -224,6 +229,22 @@ func TestStartupQuarantinesCorruptEnvelopes(t *testing.T) {
 	if !strings.Contains(h.logs.String(), "queue envelope quarantined") {
 		t.Error("quarantine not logged")
 	}
+}
+
+func TestSecondQueueOnSameDirectoryIsRefused(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil, nil)
+	if _, err := New(h.cfg); err == nil || !strings.Contains(err.Error(), "in use by another process") {
+		t.Fatalf("second New = %v, want an in-use error", err)
+	}
+	if err := h.q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	q2, err := New(h.cfg)
+	if err != nil {
+		t.Fatalf("New after Close: %v", err)
+	}
+	q2.Close()
 }
 
 func TestCorruptEnvelopeWhileRunningIsQuarantined(t *testing.T) {

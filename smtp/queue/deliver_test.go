@@ -3,7 +3,6 @@ package queue
 import (
 	"crypto/tls"
 	"net"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -33,8 +32,7 @@ func TestDeliverViaSmarthostNormalisesAndDotStuffs(t *testing.T) {
 	if n := h.queued(t); n != 0 {
 		t.Errorf("%d messages still queued", n)
 	}
-	ents, _ := os.ReadDir(h.cfg.Dir)
-	if len(ents) != 0 {
+	if ents := spoolFiles(t, h.cfg.Dir); len(ents) != 0 {
 		t.Errorf("spool not empty after delivery: %v", ents)
 	}
 	if sessions, _, _ := s.stats(); sessions != 1 {

@@ -262,6 +262,7 @@ func (h *harness) open(t *testing.T) *Queue {
 	}
 	q.hookAttemptDone = func(id string) { h.attempts <- id }
 	h.q = q
+	t.Cleanup(func() { _ = q.Close() })
 	return q
 }
 

@@ -27,7 +27,8 @@ type Queue struct {
 	running int              // messages being delivered
 	kickCh  chan struct{}    // wakes Run
 
-	grace time.Duration // shutdownGrace; shorter in tests
+	grace  time.Duration // shutdownGrace; shorter in tests
+	unlock func() error  // releases the spool lock
 
 	destMu sync.Mutex
 	dests  map[string]*destSem // connection slots per destination
@@ -60,7 +61,12 @@ func New(cfg Config) (*Queue, error) {
 	if err := cfg.Fs.MkdirAll(cfg.Dir, dirPerm); err != nil {
 		return nil, fmt.Errorf("queue: create %s: %w", cfg.Dir, err)
 	}
+	unlock, err := lockDir(cfg.Fs, cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
 	q := &Queue{
+		unlock: unlock,
 		cfg:    cfg,
 		log:    cfg.Logger.With("component", "queue"),
 		items:  map[string]*item{},
@@ -69,9 +75,19 @@ func New(cfg Config) (*Queue, error) {
 		dests:  map[string]*destSem{},
 	}
 	if err := q.scan(); err != nil {
+		_ = unlock()
 		return nil, err
 	}
 	return q, nil
+}
+
+// Close releases the spool directory for another Queue. Call it after
+// Run has returned; the Queue must not be used afterwards.
+func (q *Queue) Close() error {
+	if err := q.unlock(); err != nil {
+		return fmt.Errorf("queue: close: %w", err)
+	}
+	return nil
 }
 
 // Enqueue spools a message for the given recipients and returns once body
