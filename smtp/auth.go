@@ -5,8 +5,8 @@ import (
 	"context"
 	"errors"
 
-	gosmtp "github.com/emersion/go-smtp"
 	"github.com/emersion/go-sasl"
+	gosmtp "github.com/emersion/go-smtp"
 )
 
 // AUTH mechanism names (RFC 4616 PLAIN; LOGIN from

@@ -152,7 +152,14 @@ func (l *listener) prepare(c net.Conn) {
 		return
 	}
 	tc := &trackedConn{Conn: c, ip: peer, checkProxy: !trusted, log: log}
-	tc.release = func() { s.limits.release(peer) }
+	tc.release = func() {
+		s.untrack(tc)
+		s.limits.release(peer)
+	}
+	if !s.track(tc) {
+		_ = tc.Close()
+		return
+	}
 
 	var conn net.Conn = tc
 	if l.kind == ListenerSubmissions {

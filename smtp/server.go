@@ -36,6 +36,7 @@ type Server struct {
 	connSeq atomic.Uint64
 	mu      sync.Mutex
 	closed  bool
+	conns   map[*trackedConn]struct{} // open connections, for a forced shutdown
 }
 
 // NewServer checks cfg and deps and builds a Server. Zero Config fields
@@ -64,6 +65,7 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 		local:   make(map[string]bool, len(cfg.LocalDomains)),
 		limits:  newConnLimiter(cfg.MaxConns, cfg.MaxConnsPerIP),
 		servers: make(map[ListenerKind]*gosmtp.Server, 3),
+		conns:   make(map[*trackedConn]struct{}),
 	}
 	for _, d := range cfg.LocalDomains {
 		n, err := NormalizeDomain(d)
@@ -165,9 +167,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			defer wg.Done()
 			err := gs.Shutdown(ctx)
 			if err != nil && !errors.Is(err, net.ErrClosed) {
-				if ctx.Err() != nil {
-					_ = gs.Close()
-				}
 				emu.Lock()
 				errs = append(errs, fmt.Errorf("smtp: shutdown %s: %w", kind, err))
 				emu.Unlock()
@@ -175,7 +174,32 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	if ctx.Err() != nil {
+		// go-smtp's Close is a no-op after Shutdown: close what is left.
+		s.mu.Lock()
+		for c := range s.conns {
+			_ = c.Conn.Close()
+		}
+		s.mu.Unlock()
+	}
 	return errors.Join(errs...)
+}
+
+// track registers an open connection; it returns false after Shutdown.
+func (s *Server) track(c *trackedConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c *trackedConn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
 }
 
 // isLocal reports whether a normalised domain is one of ours.
