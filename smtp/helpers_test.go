@@ -322,6 +322,8 @@ type env struct {
 	sub       string
 	subs      string
 	tlsClient *tls.Config
+	// plaintextAuthOK replaces the server's loopback rule when set.
+	plaintextAuthOK func(netip.Addr) bool
 }
 
 var testNow = time.Date(2026, 11, 25, 14, 0, 0, 0, time.UTC)
@@ -372,6 +374,9 @@ func startServer(t testing.TB, setup func(*env)) *env {
 		t.Fatal(err)
 	}
 	e.srv = srv
+	if e.plaintextAuthOK != nil {
+		srv.plaintextAuthOK = e.plaintextAuthOK
+	}
 	listen := func(serve func(net.Listener) error) string {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
