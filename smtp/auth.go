@@ -26,6 +26,8 @@ func (s *session) authOffered() bool {
 // AuthMechanisms lists the mechanisms EHLO advertises (none when AUTH is
 // not allowed now, which also hides the AUTH keyword).
 func (s *session) AuthMechanisms() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if !s.authOffered() {
 		return nil
 	}
@@ -59,7 +61,9 @@ func (s *session) authenticate(user, password string) error {
 	name, err := s.srv.deps.Authenticator.Authenticate(ctx, s.tc.ip, user, password)
 	switch {
 	case err == nil:
+		s.mu.Lock()
 		s.authUser = name
+		s.mu.Unlock()
 		s.log.Info("smtp auth ok", "ip", s.tc.ip.String(), "user", name)
 		return nil
 	case errors.Is(err, ErrBadCredentials):

@@ -45,7 +45,9 @@ func (s *session) Data(r io.Reader) error {
 }
 
 func (s *session) data(r io.Reader) error {
-	tx := s.tx
+	s.mu.Lock()
+	tx, authUser := s.tx, s.authUser
+	s.mu.Unlock()
 	buf := &spillBuffer{limit: s.srv.cfg.MemoryBufferBytes, dir: s.srv.cfg.TempDir}
 	defer buf.Close()
 	n := &normalizer{w: buf, max: s.srv.cfg.MaxMessageBytes}
@@ -54,6 +56,8 @@ func (s *session) data(r io.Reader) error {
 		case errors.Is(err, errNULByte):
 			return errNUL
 		case errors.Is(err, gosmtp.ErrTooLongLine):
+			// go-smtp cannot find the next line any more: one reply, close.
+			s.tc.closeAfterWrite.Store(true)
 			return errLongLine
 		case errors.Is(err, gosmtp.ErrDataTooLarge):
 			return gosmtp.ErrDataTooLarge
@@ -70,7 +74,7 @@ func (s *session) data(r io.Reader) error {
 		log.Info("smtp message discarded", "from", tx.from, "size", n.out)
 		return reply(250, "2.0.0", "OK: queued as "+id)
 	}
-	hdr := s.received(id, tx)
+	hdr := s.received(id, tx, authUser)
 
 	ctx, cancel := context.WithTimeout(context.Background(), deliverTimeout)
 	defer cancel()

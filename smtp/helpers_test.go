@@ -179,7 +179,7 @@ func writeSync(path string, data []byte) error {
 }
 
 // messages returns the files delivered to a mailbox, in order.
-func (d *fileDeliverer) messages(t *testing.T, mailbox string) []string {
+func (d *fileDeliverer) messages(t testing.TB, mailbox string) []string {
 	t.Helper()
 	var out []string
 	for i := 1; ; i++ {

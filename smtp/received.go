@@ -20,7 +20,7 @@ import (
 // the other recipients). The protocol keyword follows RFC 3848: ESMTP plus
 // S for TLS and A for SMTP AUTH (go-smtp does not tell HELO from EHLO, so
 // ESMTP is used for both).
-func (s *session) received(id string, tx transaction) string {
+func (s *session) received(id string, tx transaction, authUser string) string {
 	var b strings.Builder
 	ip := s.tc.ip
 	lit := "[" + ip.String() + "]"
@@ -36,7 +36,7 @@ func (s *session) received(id string, tx transaction) string {
 	if s.tls {
 		proto += "S"
 	}
-	if s.authUser != "" {
+	if authUser != "" {
 		proto += "A"
 	}
 	fmt.Fprintf(&b, "\tby %s (popgate) with %s id %s\r\n", s.srv.cfg.Hostname, proto, id)

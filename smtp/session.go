@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
@@ -29,6 +30,9 @@ type session struct {
 	log  *slog.Logger
 	tls  bool
 
+	// mu guards authUser and tx: with BDAT, go-smtp runs Data in its own
+	// goroutine while the command loop may call Reset or Logout.
+	mu       sync.Mutex
 	authUser string
 	tx       transaction
 }
@@ -83,17 +87,23 @@ func (s *session) client() Client {
 }
 
 // Reset discards the current transaction (RSET, EHLO, end of DATA).
-func (s *session) Reset() { s.tx = transaction{} }
+func (s *session) Reset() {
+	s.mu.Lock()
+	s.tx = transaction{}
+	s.mu.Unlock()
+}
 
 // Logout ends the session; nothing is held beyond the transaction.
 func (s *session) Logout() error {
-	s.tx = transaction{}
+	s.Reset()
 	return nil
 }
 
 // Mail starts a transaction: syntax, sender ownership for authenticated
 // sessions, then the Policy.
 func (s *session) Mail(from string, opts *gosmtp.MailOptions) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.wrapErr("mail", s.mail(from, opts))
 }
 
@@ -138,6 +148,8 @@ func (s *session) mail(from string, opts *gosmtp.MailOptions) error {
 // the address; the Policy is asked at every RCPT; local addresses must
 // resolve; remote ones need a Relay verdict or an authenticated session.
 func (s *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.wrapErr("rcpt", s.rcpt(to))
 }
 
