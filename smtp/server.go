@@ -37,6 +37,7 @@ type Server struct {
 	mu      sync.Mutex
 	closed  bool
 	conns   map[*trackedConn]struct{} // open connections, for a forced shutdown
+	lns     []*listener
 }
 
 // NewServer checks cfg and deps and builds a Server. Zero Config fields
@@ -138,6 +139,7 @@ func (s *Server) serve(l net.Listener, kind ListenerKind) error {
 		return ErrServerClosed
 	}
 	wl := s.wrapListener(l, kind)
+	s.lns = append(s.lns, wl)
 	s.mu.Unlock()
 	s.log.Info("smtp listening", "listener", string(kind), "addr", l.Addr().String())
 	if err := s.servers[kind].Serve(wl); err != nil {
@@ -156,7 +158,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return ErrServerClosed
 	}
 	s.closed = true
+	lns := s.lns
 	s.mu.Unlock()
+	for _, l := range lns {
+		_ = l.Close() // go-smtp closes them too, unless Serve had not registered yet
+	}
 
 	var wg sync.WaitGroup
 	errs := make([]error, 0, len(s.servers))
@@ -166,7 +172,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			err := gs.Shutdown(ctx)
-			if err != nil && !errors.Is(err, net.ErrClosed) {
+			if err != nil && !errors.Is(err, net.ErrClosed) && !isClosedListener(err) {
 				emu.Lock()
 				errs = append(errs, fmt.Errorf("smtp: shutdown %s: %w", kind, err))
 				emu.Unlock()
@@ -200,6 +206,11 @@ func (s *Server) untrack(c *trackedConn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+}
+
+// isClosedListener reports the error of closing an already closed listener.
+func isClosedListener(err error) bool {
+	return strings.Contains(err.Error(), "use of closed network connection")
 }
 
 // isLocal reports whether a normalised domain is one of ours.

@@ -267,6 +267,9 @@ func TestOverlongDataLine(t *testing.T) {
 	if got := rc.read(); !strings.HasPrefix(got, "500 5.4.0") {
 		t.Fatalf("over-long data line: %q", got)
 	}
+	if got := rc.read(); got != "" {
+		t.Fatalf("connection must close after an over-long data line, got %q", got)
+	}
 	if n := len(e.deliverer.messages(t, "alice@example.com")); n != 0 {
 		t.Fatal("message with over-long line delivered")
 	}
