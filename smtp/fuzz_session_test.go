@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"regexp"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -41,38 +42,43 @@ func FuzzSession(f *testing.F) {
 		e.cfg.MaxConnsPerIP = 1000
 	})
 	f.Fuzz(func(t *testing.T, in []byte) {
-		c, err := net.DialTimeout("tcp", e.mx, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := c.Write(in); err != nil {
-			return // the server may close early (too many errors)
-		}
-		_ = c.(*net.TCPConn).CloseWrite()
-		out, err := io.ReadAll(c)
-		if err != nil && !isReset(err) {
-			t.Fatalf("read: %v", err)
-		}
-		lines := bytes.Split(bytes.TrimSuffix(out, []byte("\r\n")), []byte("\r\n"))
-		if len(out) == 0 || !bytes.HasPrefix(lines[0], []byte("220 ")) {
-			t.Fatalf("no greeting; got %q", out)
-		}
-		for _, l := range lines {
-			if !replyLine.Match(l) {
-				t.Fatalf("malformed reply line %q in %q", l, out)
-			}
-		}
-		if bytes.IndexByte(in, '\n') >= 0 && len(lines) < 2 {
-			t.Fatalf("no reply to %q", in)
-		}
+		fuzzSession(t, e.mx, in)
+		fuzzSession(t, e.sub, in) // AUTH is offered here (loopback)
 	})
+}
+
+func fuzzSession(t *testing.T, addr string, in []byte) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(in); err != nil {
+		return // the server may close early (too many errors)
+	}
+	_ = c.(*net.TCPConn).CloseWrite()
+	out, err := io.ReadAll(c)
+	if err != nil && !isReset(err) {
+		t.Fatalf("read: %v", err)
+	}
+	lines := bytes.Split(bytes.TrimSuffix(out, []byte("\r\n")), []byte("\r\n"))
+	if len(out) == 0 || !bytes.HasPrefix(lines[0], []byte("220 ")) {
+		t.Fatalf("no greeting; got %q", out)
+	}
+	for _, l := range lines {
+		if !replyLine.Match(l) {
+			t.Fatalf("malformed reply line %q in %q", l, out)
+		}
+	}
+	if bytes.IndexByte(in, '\n') >= 0 && len(lines) < 2 {
+		t.Fatalf("no reply to %q", in)
+	}
 }
 
 // isReset reports a connection reset, which a server closing with unread
 // input legitimately causes.
 func isReset(err error) bool {
-	var ne *net.OpError
-	return errors.As(err, &ne)
+	return errors.Is(err, syscall.ECONNRESET)
 }
