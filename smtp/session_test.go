@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -546,5 +547,56 @@ func TestShutdownStopsAccepting(t *testing.T) {
 	}
 	if err := e.srv.ServeMX(nil); !errors.Is(err, ErrServerClosed) {
 		t.Fatalf("serve after shutdown: %v", err)
+	}
+}
+
+func TestLargeMessageSpillsToTempFile(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	e := startServer(t, func(e *env) {
+		e.cfg.MemoryBufferBytes = 256
+		e.cfg.TempDir = tmp
+		e.policy.relayIPs[netip.MustParseAddr("127.0.0.2")] = true
+	})
+	body := strings.Repeat("spill line of text\r\n", 200)
+	rc, _ := e.raw(t, "127.0.0.2", e.mx)
+	rc.run([]step{
+		{send: "EHLO c", want: "250 "},
+		{send: "MAIL FROM:<x@example.org>", want: "250"},
+		{send: "RCPT TO:<alice@example.com>", want: "250"},
+		{send: "RCPT TO:<far@remote.example>", want: "250"},
+		{send: "DATA", want: "354"},
+		{send: "Subject: big\r\n\r\n" + body + ".\r\n", raw: true, want: "250"},
+	})
+	msgs := e.deliverer.messages(t, "alice@example.com")
+	q := e.spooler.all()
+	if len(msgs) != 1 || len(q) != 1 || !strings.HasSuffix(msgs[0], "Subject: big\r\n\r\n"+body) || !strings.HasSuffix(q[0].data, body) {
+		t.Fatalf("spilled message corrupted: %d local, %d queued", len(msgs), len(q))
+	}
+	left, err := os.ReadDir(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Fatalf("temporary files left behind: %v", left)
+	}
+}
+
+func TestPerIPLimitUsesProxySource(t *testing.T) {
+	t.Parallel()
+	e := startServer(t, func(e *env) {
+		e.cfg.ProxyNetworks = []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}
+		e.cfg.MaxConnsPerIP = 1
+	})
+	greet := func(src string) string {
+		c := dialFrom(t, "127.0.0.2", e.mx)
+		if _, err := c.Write(proxyHeader(t, 2, src)); err != nil {
+			t.Fatal(err)
+		}
+		return newRaw(t, c).read()
+	}
+	g1, g2, g3 := greet("198.51.100.1"), greet("198.51.100.2"), greet("198.51.100.1")
+	if !strings.HasPrefix(g1, "220") || !strings.HasPrefix(g2, "220") || !strings.HasPrefix(g3, "421 4.7.0") {
+		t.Fatalf("greetings through one proxy: %q %q %q", g1, g2, g3)
 	}
 }

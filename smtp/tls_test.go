@@ -73,6 +73,13 @@ func TestPlaintextAuthFromLoopback(t *testing.T) {
 		{send: base64.StdEncoding.EncodeToString([]byte("secret")), want: "235"},
 		{send: "AUTH PLAIN " + plainIR("alice@example.com", "secret"), want: "503"},
 	})
+	// PLAIN without an initial response: an empty challenge first.
+	rc2, _ := e.raw(t, "127.0.0.3", e.sub)
+	rc2.run([]step{
+		{send: "EHLO c", want: "250 "},
+		{send: "AUTH PLAIN", want: "334"},
+		{send: plainIR("alice@example.com", "secret"), want: "235 2.0.0"},
+	})
 }
 
 func TestAuthReplies(t *testing.T) {
