@@ -29,6 +29,9 @@ const (
 	// DefaultMaxErrors closes a session after this many failed commands
 	// (rejected senders or recipients, failed AUTH, failed DATA).
 	DefaultMaxErrors = 10
+	// DefaultMaxSessionTime bounds a whole connection, however busy: the
+	// per-command ReadTimeout alone lets a client hold a slot forever.
+	DefaultMaxSessionTime = time.Hour
 	// DefaultMemoryBufferBytes: messages up to this size are buffered in
 	// memory before delivery; larger ones spill to a temporary file.
 	DefaultMemoryBufferBytes = 1 << 20
@@ -67,6 +70,8 @@ type Config struct {
 	MaxConns        int
 	MaxConnsPerIP   int
 	MaxErrors       int
+	// MaxSessionTime is the lifetime of one connection; 0: default.
+	MaxSessionTime time.Duration
 
 	// MemoryBufferBytes is the largest message kept in memory while it is
 	// delivered; 0: DefaultMemoryBufferBytes.
@@ -114,6 +119,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxErrors <= 0 {
 		c.MaxErrors = DefaultMaxErrors
+	}
+	if c.MaxSessionTime <= 0 {
+		c.MaxSessionTime = DefaultMaxSessionTime
 	}
 	if c.MemoryBufferBytes <= 0 {
 		c.MemoryBufferBytes = DefaultMemoryBufferBytes

@@ -151,7 +151,8 @@ func (l *listener) prepare(c net.Conn) {
 		_ = c.Close()
 		return
 	}
-	tc := &trackedConn{Conn: c, ip: peer, checkProxy: !trusted, log: log}
+	tc := &trackedConn{Conn: c, ip: peer, checkProxy: !trusted, log: log, end: time.Now().Add(s.cfg.MaxSessionTime)}
+	_ = tc.SetReadDeadline(time.Time{})
 	tc.release = func() {
 		s.untrack(tc)
 		s.limits.release(peer)
@@ -228,8 +229,9 @@ type trackedConn struct {
 	net.Conn
 	ip         netip.Addr
 	log        *slog.Logger
-	discard    bool // connect-time Policy said Discard
-	checkProxy bool // untrusted peer: refuse a PROXY header
+	discard    bool      // connect-time Policy said Discard
+	checkProxy bool      // untrusted peer: refuse a PROXY header
+	end        time.Time // MaxSessionTime: no read deadline goes beyond it
 
 	readOnce        sync.Once
 	errors          atomic.Int32
@@ -257,6 +259,26 @@ func (c *trackedConn) Read(b []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// SetReadDeadline clamps every read deadline to the session's end.
+func (c *trackedConn) SetReadDeadline(t time.Time) error {
+	return c.Conn.SetReadDeadline(c.clamp(t))
+}
+
+// SetDeadline clamps the read side to the session's end.
+func (c *trackedConn) SetDeadline(t time.Time) error {
+	if err := c.Conn.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	return c.Conn.SetReadDeadline(c.clamp(t))
+}
+
+func (c *trackedConn) clamp(t time.Time) time.Time {
+	if t.IsZero() || t.After(c.end) {
+		return c.end
+	}
+	return t
 }
 
 // Write writes, then closes the connection when a fatal reply was queued.

@@ -600,3 +600,23 @@ func TestPerIPLimitUsesProxySource(t *testing.T) {
 		t.Fatalf("greetings through one proxy: %q %q %q", g1, g2, g3)
 	}
 }
+
+func TestMaxSessionTime(t *testing.T) {
+	t.Parallel()
+	e := startServer(t, func(e *env) { e.cfg.MaxSessionTime = 300 * time.Millisecond })
+	rc, _ := e.raw(t, "127.0.0.2", e.mx)
+	start := time.Now()
+	for i := 0; ; i++ {
+		got := rc.cmd("NOOP") // busy, never idle for ReadTimeout
+		if strings.HasPrefix(got, "421 4.4.2") {
+			break
+		}
+		if !strings.HasPrefix(got, "250") || time.Since(start) > 5*time.Second {
+			t.Fatalf("after %v: %q", time.Since(start), got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Fatalf("session ended after %v, before its lifetime", d)
+	}
+}
