@@ -15,8 +15,12 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 )
 
-// errNULByte stops reading a message that contains a NUL octet.
-var errNULByte = errors.New("smtp: NUL in message")
+var (
+	// errNULByte stops reading a message that contains a NUL octet.
+	errNULByte = errors.New("smtp: NUL in message")
+	// errBufferFailed marks a failure to buffer the message locally.
+	errBufferFailed = errors.New("smtp: buffer message")
+)
 
 // Data reads the message (DATA or BDAT), then delivers it once to the
 // Deliverer for all local mailboxes and once to the Spooler for all remote
@@ -61,8 +65,12 @@ func (s *session) data(r io.Reader) error {
 			return errLongLine
 		case errors.Is(err, gosmtp.ErrDataTooLarge):
 			return gosmtp.ErrDataTooLarge
+		case errors.Is(err, gosmtp.ErrDataReset), errors.Is(err, errBufferFailed):
+			return err
 		}
-		return fmt.Errorf("smtp: read message: %w", err)
+		// The client went away or stalled: not an internal error.
+		s.log.Info("smtp message read failed", "ip", s.tc.ip.String(), "err", err)
+		return errReadFailed
 	}
 	if err := n.Close(); err != nil {
 		return fmt.Errorf("smtp: read message: %w", err)
@@ -193,11 +201,11 @@ func (b *spillBuffer) Write(p []byte) (int, error) {
 	if b.f == nil && int64(b.mem.Len()+len(p)) > b.limit {
 		f, err := os.CreateTemp(b.dir, "popgate-smtp-*")
 		if err != nil {
-			return 0, fmt.Errorf("smtp: buffer message: %w", err)
+			return 0, fmt.Errorf("%w: %w", errBufferFailed, err)
 		}
 		b.f = f
 		if _, err := f.Write(b.mem.Bytes()); err != nil {
-			return 0, fmt.Errorf("smtp: buffer message: %w", err)
+			return 0, fmt.Errorf("%w: %w", errBufferFailed, err)
 		}
 		b.mem = bytes.Buffer{}
 	}
@@ -205,7 +213,7 @@ func (b *spillBuffer) Write(p []byte) (int, error) {
 	if b.f != nil {
 		n, err := b.f.Write(p)
 		if err != nil {
-			return n, fmt.Errorf("smtp: buffer message: %w", err)
+			return n, fmt.Errorf("%w: %w", errBufferFailed, err)
 		}
 		return n, nil
 	}

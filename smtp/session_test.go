@@ -620,3 +620,43 @@ func TestMaxSessionTime(t *testing.T) {
 		t.Fatalf("session ended after %v, before its lifetime", d)
 	}
 }
+
+func TestTempDirFailureIsInternal(t *testing.T) {
+	t.Parallel()
+	e := startServer(t, func(e *env) {
+		e.cfg.MemoryBufferBytes = 16
+		e.cfg.TempDir = "/nonexistent/popgate-test"
+	})
+	rc, _ := e.raw(t, "127.0.0.2", e.mx)
+	rc.run([]step{
+		{send: "EHLO c", want: "250 "},
+		{send: "MAIL FROM:<x@example.org>", want: "250"},
+		{send: "RCPT TO:<alice@example.com>", want: "250"},
+		{send: "DATA", want: "354"},
+		{send: simpleMsg + ".\r\n", raw: true, want: "451 4.3.0 Internal error, try again later"},
+	})
+	if !strings.Contains(e.waitLog(t, "smtp internal error"), "/nonexistent/popgate-test") {
+		t.Error("cause missing from the log")
+	}
+}
+
+func TestClientVanishingInDataIsNotInternal(t *testing.T) {
+	t.Parallel()
+	e := startServer(t, nil)
+	rc, _ := e.raw(t, "127.0.0.2", e.mx)
+	rc.run([]step{
+		{send: "EHLO c", want: "250 "},
+		{send: "MAIL FROM:<x@example.org>", want: "250"},
+		{send: "RCPT TO:<alice@example.com>", want: "250"},
+		{send: "DATA", want: "354"},
+	})
+	rc.send("Subject: cut\r\n\r\nhalf a mess")
+	rc.c.Close()
+	e.waitLog(t, "smtp message read failed")
+	if len(e.logLines("smtp internal error")) != 0 {
+		t.Fatal("a vanished client was logged as an internal error")
+	}
+	if n := len(e.deliverer.messages(t, "alice@example.com")); n != 0 {
+		t.Fatal("partial message delivered")
+	}
+}
