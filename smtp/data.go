@@ -41,6 +41,11 @@ var (
 // succeeded, the client gets 451 and its retry duplicates the local copy,
 // which RFC 5321 §6.1 prefers to losing mail.
 func (s *session) Data(r io.Reader) error {
+	if _, bdat := r.(*io.PipeReader); bdat {
+		s.mu.Lock()
+		s.bdatOpen = true
+		s.mu.Unlock()
+	}
 	err := s.data(r)
 	if errors.Is(err, gosmtp.ErrDataReset) {
 		return err // BDAT aborted by RSET or a closed connection: no reply
@@ -75,6 +80,10 @@ func (s *session) data(r io.Reader) error {
 	if err := n.Close(); err != nil {
 		return fmt.Errorf("smtp: read message: %w", err)
 	}
+	// Read to the end: BDAT LAST arrived, go-smtp waits for this Data.
+	s.mu.Lock()
+	s.bdatOpen = false
+	s.mu.Unlock()
 
 	id := newID()
 	log := s.log.With("id", id)

@@ -35,6 +35,9 @@ type session struct {
 	mu       sync.Mutex
 	authUser string
 	tx       transaction
+	// bdatOpen is set while a BDAT message is being received and cleared
+	// only when it was read to the end (BDAT LAST).
+	bdatOpen bool
 }
 
 // transaction is one MAIL..DATA exchange.
@@ -87,10 +90,21 @@ func (s *session) client() Client {
 }
 
 // Reset discards the current transaction (RSET, EHLO, end of DATA).
+//
+// A BDAT transaction aborted before BDAT LAST (RSET, EHLO, an oversized
+// chunk) also ends the connection after the next reply: go-smtp v0.25.1
+// lets the aborted transaction's goroutine touch the connection's result
+// channel while the next BDAT replaces it (a data race that can misreport
+// the next message), and closing is the only safe way out from here.
 func (s *session) Reset() {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.tx = transaction{}
-	s.mu.Unlock()
+	if s.bdatOpen {
+		s.bdatOpen = false
+		s.log.Info("smtp bdat aborted, closing connection")
+		s.tc.closeAfterWrite.Store(true)
+	}
 }
 
 // Logout ends the session; nothing is held beyond the transaction.

@@ -660,3 +660,29 @@ func TestClientVanishingInDataIsNotInternal(t *testing.T) {
 		t.Fatal("partial message delivered")
 	}
 }
+
+// TestBDATAbortedByRSET: RSET in the middle of a BDAT message aborts it,
+// answers, and closes the connection (see session.Reset; run with -race).
+func TestBDATAbortedByRSET(t *testing.T) {
+	t.Parallel()
+	e := startServer(t, nil)
+	rc, _ := e.raw(t, "127.0.0.2", e.mx)
+	rc.run([]step{
+		{send: "EHLO c", want: "250 "},
+		{send: "MAIL FROM:<x@example.org>", want: "250"},
+		{send: "RCPT TO:<alice@example.com>", want: "250"},
+	})
+	rc.send("BDAT 5\r\nhelloRSET\r\nMAIL FROM:<y@example.org>\r\nRCPT TO:<bob@example.com>\r\nBDAT 3 LAST\r\nabc")
+	for i, want := range []string{"250 2.0.0", "250 2.0.0"} {
+		if got := rc.read(); !strings.HasPrefix(got, want) {
+			t.Fatalf("reply %d: %q, want %q", i, got, want)
+		}
+	}
+	if got := rc.read(); got != "" {
+		t.Fatalf("connection must close after an aborted BDAT, got %q", got)
+	}
+	e.waitLog(t, "smtp bdat aborted")
+	if n := len(e.deliverer.messages(t, "alice@example.com")) + len(e.deliverer.messages(t, "bob@example.com")); n != 0 {
+		t.Fatalf("aborted BDAT messages delivered: %d", n)
+	}
+}
