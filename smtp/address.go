@@ -143,7 +143,7 @@ func checkLocalPart(local string) error {
 			prevDot = true
 			continue
 		case r >= utf8.RuneSelf:
-			if r == utf8.RuneError || r < 0xA0 { // C1 controls, NBSP-less range
+			if r == utf8.RuneError || r < 0xA0 { // U+0080..U+009F are C1 controls
 				return fmt.Errorf("%w: control character", ErrAddressSyntax)
 			}
 		case !isAtext(byte(r)):

@@ -94,8 +94,10 @@ type Policy interface {
 	CheckRcpt(c Client, from, rcpt string) Verdict
 }
 
-// Recipients resolves a local address (domain in lowercase A-label form) to
-// the final mailbox addresses, aliases expanded. An unknown address must
+// Recipients resolves a local address to the final mailbox addresses,
+// aliases expanded. addr is local@domain with the local part as the client
+// sent it (case preserved, RFC 5321 §2.4; fold it if lookups are
+// case-insensitive) and the domain lowercase, A-label, no trailing dot. An unknown address must
 // return an error for which errors.Is(err, ErrNoSuchUser) holds.
 type Recipients interface {
 	Resolve(ctx context.Context, addr string) ([]string, error)
@@ -123,7 +125,8 @@ type Authenticator interface {
 }
 
 // SenderOwner says whether an authenticated user may use an envelope sender:
-// the address must be theirs or an alias that resolves to them.
+// the address must be theirs or an alias that resolves to them. from is
+// normalised like a Recipients address; the null sender is not asked.
 type SenderOwner interface {
 	MayUse(authUser, from string) bool
 }

@@ -31,6 +31,8 @@ type listener struct {
 	err       error
 }
 
+var _ net.Listener = (*listener)(nil)
+
 func (s *Server) wrapListener(l net.Listener, kind ListenerKind) *listener {
 	pl := &proxyproto.Listener{
 		Listener:          l,
