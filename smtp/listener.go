@@ -220,6 +220,15 @@ var proxySignatures = [][]byte{
 	{0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A},
 }
 
+// httpVerbs start HTTP requests, which never begin an SMTP session.
+var httpVerbs = [][]byte{
+	[]byte("GET "), []byte("POST "), []byte("HEAD "), []byte("PUT "),
+	[]byte("CONNECT "), []byte("OPTIONS "), []byte("DELETE "),
+}
+
+// errHTTPRequest closes a connection whose first command is HTTP.
+var errHTTPRequest = errors.New("smtp: HTTP request on SMTP port")
+
 // errUntrustedProxy closes a connection that sent a PROXY header without
 // being a trusted proxy.
 var errUntrustedProxy = errors.New("smtp: PROXY header from untrusted peer")
@@ -242,25 +251,38 @@ type trackedConn struct {
 	release         func()
 }
 
-// Read refuses a PROXY header from an untrusted peer on the first read.
+// Read inspects the client's first bytes: a PROXY header from an untrusted
+// peer, or an HTTP request (a browser or scanner on the SMTP port), gets
+// go-smtp's single "421 4.4.0" reply and the connection closes.
 func (c *trackedConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
-	if c.checkProxy && n > 0 {
-		bad := false
-		c.readOnce.Do(func() {
-			for _, sig := range proxySignatures {
-				k := min(n, len(sig))
-				if k >= 5 && bytes.Equal(b[:k], sig[:k]) {
-					bad = true
-				}
-			}
-		})
-		if bad {
-			c.log.Warn("smtp proxy header from untrusted peer")
-			return 0, errUntrustedProxy
+	if n > 0 {
+		var bad error
+		c.readOnce.Do(func() { bad = c.checkFirst(b[:n]) })
+		if bad != nil {
+			return 0, bad
 		}
 	}
 	return n, err
+}
+
+func (c *trackedConn) checkFirst(p []byte) error {
+	if c.checkProxy {
+		for _, sig := range proxySignatures {
+			k := min(len(p), len(sig))
+			if k >= 5 && bytes.Equal(p[:k], sig[:k]) {
+				c.log.Warn("smtp proxy header from untrusted peer")
+				return errUntrustedProxy
+			}
+		}
+	}
+	for _, verb := range httpVerbs {
+		if bytes.HasPrefix(p, verb) {
+			c.log.Warn("smtp http request refused")
+			return errHTTPRequest
+		}
+	}
+	return nil
 }
 
 // SetReadDeadline clamps every read deadline to the session's end.

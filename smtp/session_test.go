@@ -204,3 +204,17 @@ func TestMaxSessionTime(t *testing.T) {
 		t.Fatalf("session ended after %v, before its lifetime", d)
 	}
 }
+
+func TestHTTPRequestGetsOneReplyAndClose(t *testing.T) {
+	t.Parallel()
+	e := startServer(t, nil)
+	rc, _ := e.raw(t, "127.0.0.2", e.mx)
+	rc.send("GET / HTTP/1.1\r\nHost: mail.example.com\r\n\r\n")
+	if got := rc.read(); !strings.HasPrefix(got, "421 4.4.0") {
+		t.Fatalf("reply %q", got)
+	}
+	if got := rc.read(); got != "" {
+		t.Fatalf("connection still open: %q", got)
+	}
+	e.waitLog(t, "smtp http request refused")
+}
