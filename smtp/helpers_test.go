@@ -42,6 +42,7 @@ type testPolicy struct {
 	grants        map[netip.Addr]grant
 	relayIPs      map[netip.Addr]bool
 	rejectConnect map[netip.Addr]bool
+	discardIPs    map[netip.Addr]bool
 	rejectFrom    map[string]bool
 	rejectRcpt    map[string]Verdict
 	seen          []string
@@ -53,6 +54,7 @@ func newTestPolicy(now func() time.Time) *testPolicy {
 		grants:        map[netip.Addr]grant{},
 		relayIPs:      map[netip.Addr]bool{},
 		rejectConnect: map[netip.Addr]bool{},
+		discardIPs:    map[netip.Addr]bool{},
 		rejectFrom:    map[string]bool{},
 		rejectRcpt:    map[string]Verdict{},
 	}
@@ -81,6 +83,9 @@ func (p *testPolicy) CheckConnect(c Client) Verdict {
 	defer p.mu.Unlock()
 	if p.rejectConnect[c.IP] {
 		return Verdict{Action: ActionReject, Code: 554, Enhanced: "5.7.1", Text: "Go away", Reason: "test"}
+	}
+	if p.discardIPs[c.IP] {
+		return Verdict{Action: ActionDiscard, Reason: "test"}
 	}
 	return Verdict{Action: ActionAccept}
 }

@@ -205,3 +205,20 @@ func TestIDNLocalDomain(t *testing.T) {
 		t.Error("policy must see the A-label form")
 	}
 }
+
+func TestDiscardAtConnect(t *testing.T) {
+	t.Parallel()
+	e := startServer(t, func(e *env) { e.policy.discardIPs[netip.MustParseAddr("127.0.0.5")] = true })
+	rc, _ := e.raw(t, "127.0.0.5", e.mx)
+	rc.run([]step{
+		{send: "EHLO c", want: "250 "},
+		{send: "MAIL FROM:<x@example.org>", want: "250"},
+		{send: "RCPT TO:<alice@example.com>", want: "250"},
+		{send: "DATA", want: "354"},
+		{send: simpleMsg + ".\r\n", raw: true, want: "250 2.0.0"},
+	})
+	if n := len(e.deliverer.messages(t, "alice@example.com")); n != 0 {
+		t.Fatal("a discarded session's message was delivered")
+	}
+	e.waitLog(t, "smtp message discarded")
+}
