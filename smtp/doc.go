@@ -1,2 +1,38 @@
 // Package smtp implements popgate's SMTP server: inbound MX and submission, local delivery and relay decisions.
+//
+// It runs github.com/emersion/go-smtp behind three listener roles (MX,
+// submission with STARTTLS, submissions with implicit TLS) and declares the
+// small interfaces it needs (Policy, Recipients, Deliverer, Spooler,
+// Authenticator, SenderOwner); cmd/popgate adapts the acl, auth, maildir
+// and queue packages to them.
+//
+// Decisions worth knowing:
+//
+//   - Relay: a recipient outside Config.LocalDomains is accepted only when
+//     the Policy's RCPT verdict is ActionRelay or the session has done SMTP
+//     AUTH; otherwise 554 5.7.1 Relaying denied and the log event
+//     "smtp relay denied" (ip, from, rcpt, reason). The Policy is asked at
+//     every RCPT, so an expiring POP3 grant stops relaying mid-session.
+//   - Routing tricks are refused before the Policy sees them (ParseAddress):
+//     '%', '!' and quoted '@' in local parts (553 5.7.1), address literals
+//     as recipients (553 5.7.1), numeric "domains"; source routes are
+//     stripped and the final address is judged. Domains are compared in
+//     lowercase A-label form without a trailing dot.
+//   - Message content: CRLF only on output (bare LF/CR rewritten), NUL
+//     refused (554 5.6.0), size capped (552 5.3.4), an over-long line ends
+//     the connection (500 5.4.0). The message is buffered (memory up to
+//     Config.MemoryBufferBytes, then a temporary file), a Received header is
+//     prepended, and it goes once to the Deliverer and once to the Spooler;
+//     250 only after both returned nil.
+//   - Errors: internal failures become 451 4.3.0 with the cause only in
+//     the log; AUTH failures are 535 5.7.8, throttling and internal AUTH
+//     failures 454 4.7.0 (RFC 4954 §6). After Config.MaxErrors failed
+//     commands the session gets 421 4.7.0 and is closed. go-smtp also
+//     closes after its own fixed threshold of unknown or malformed commands.
+//   - AUTH (PLAIN, LOGIN) is offered on the submission listeners only, and
+//     there only over TLS, from loopback, or with AllowPlaintextAuth.
+//   - PROXY v1/v2 headers are required from Config.ProxyNetworks and never
+//     parsed from anyone else (a header from an untrusted peer closes the
+//     connection); the PROXY source is then the client IP for every limit,
+//     policy decision and Received header.
 package smtp

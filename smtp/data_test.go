@@ -1,0 +1,294 @@
+package smtp
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSizeAdvertisedAndEnforced(t *testing.T) {
+	t.Parallel()
+	e := startServer(t, func(e *env) { e.cfg.MaxMessageBytes = 1000 })
+	rc, _ := e.raw(t, "127.0.0.2", e.mx)
+	ehlo := rc.cmd("EHLO c")
+	for _, ext := range []string{"SIZE 1000", "PIPELINING", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "CHUNKING", "STARTTLS"} {
+		if !strings.Contains(ehlo, "250-"+ext+"\r\n") && !strings.Contains(ehlo, "250 "+ext+"\r\n") {
+			t.Errorf("EHLO lacks %s:\n%s", ext, ehlo)
+		}
+	}
+	if strings.Contains(ehlo, "AUTH") {
+		t.Errorf("MX must not offer AUTH:\n%s", ehlo)
+	}
+	big := strings.Repeat("x", 70) + "\r\n"
+	rc.run([]step{
+		{send: "MAIL FROM:<x@example.org> SIZE=1001", want: "552 5.3.4"},
+		{send: "MAIL FROM:<x@example.org> SIZE=900", want: "250"},
+		{send: "RCPT TO:<alice@example.com>", want: "250"},
+		{send: "DATA", want: "354"},
+		{send: strings.Repeat(big, 20) + ".\r\n", raw: true, want: "552 5.3.4"},
+		// The session goes on.
+		{send: "MAIL FROM:<x@example.org>", want: "250"},
+		{send: "RCPT TO:<alice@example.com>", want: "250"},
+		{send: "BDAT 1200 LAST", want: "552 5.3.4", raw: false},
+	})
+	if n := len(e.deliverer.messages(t, "alice@example.com")); n != 0 {
+		t.Fatalf("oversized message delivered %d times", n)
+	}
+}
+
+func TestOverlongDataLine(t *testing.T) {
+	t.Parallel()
+	e := startServer(t, func(e *env) { e.cfg.MaxLineLength = 200 })
+	rc, _ := e.raw(t, "127.0.0.2", e.mx)
+	rc.run([]step{
+		{send: "EHLO c", want: "250 "},
+		{send: "MAIL FROM:<x@example.org>", want: "250"},
+		{send: "RCPT TO:<alice@example.com>", want: "250"},
+		{send: "DATA", want: "354"},
+	})
+	rc.send("Subject: long\r\n\r\n" + strings.Repeat("y", 500) + "\r\n.\r\n")
+	if got := rc.read(); !strings.HasPrefix(got, "500 5.4.0") {
+		t.Fatalf("over-long data line: %q", got)
+	}
+	if got := rc.read(); got != "" {
+		t.Fatalf("connection must close after an over-long data line, got %q", got)
+	}
+	if n := len(e.deliverer.messages(t, "alice@example.com")); n != 0 {
+		t.Fatal("message with over-long line delivered")
+	}
+}
+
+func TestBareLFIsNormalisedAndNULRefused(t *testing.T) {
+	t.Parallel()
+	e := startServer(t, nil)
+	rc, _ := e.raw(t, "127.0.0.2", e.mx)
+	rc.run([]step{
+		{send: "EHLO c", want: "250 "},
+		{send: "MAIL FROM:<x@example.org>", want: "250"},
+		{send: "RCPT TO:<alice@example.com>", want: "250"},
+		{send: "DATA", want: "354"},
+		// bare LF, bare CR, and a bare-LF "end of data" lookalike that must
+		// not end the message (SMTP smuggling).
+		{send: "Subject: a\n\nline1\nline2\rline3\r\n\n.\nMAIL FROM:<smuggled@example.org>\r\n.\r\n", raw: true, want: "250 2.0.0"},
+		{send: "MAIL FROM:<x@example.org>", want: "250"},
+		{send: "RCPT TO:<alice@example.com>", want: "250"},
+		{send: "DATA", want: "354"},
+		{send: "Subject: b\r\n\r\nnul\x00here\r\n.\r\n", raw: true, want: "554 5.6.0"},
+		// the session stays usable
+		{send: "MAIL FROM:<x@example.org>", want: "250"},
+		{send: "RCPT TO:<alice@example.com>", want: "250"},
+		{send: "DATA", want: "354"},
+		{send: simpleMsg + ".\r\n", raw: true, want: "250"},
+	})
+	msgs := e.deliverer.messages(t, "alice@example.com")
+	if len(msgs) != 2 {
+		t.Fatalf("delivered %d messages, want 2", len(msgs))
+	}
+	_, body, _ := strings.Cut(msgs[0], "Subject: a")
+	want := "\r\n\r\nline1\r\nline2\r\nline3\r\n\r\n.\r\nMAIL FROM:<smuggled@example.org>\r\n"
+	if body != want {
+		t.Fatalf("normalised body %q, want %q", body, want)
+	}
+}
+
+func TestBDATChunking(t *testing.T) {
+	t.Parallel()
+	e := startServer(t, nil)
+	rc, _ := e.raw(t, "127.0.0.2", e.mx)
+	part1 := "Subject: chunked\r\n\r\n"
+	part2 := ".leading dot kept\r\n"
+	rc.run([]step{
+		{send: "EHLO c", want: "250 "},
+		{send: "MAIL FROM:<x@example.org>", want: "250"},
+		{send: "RCPT TO:<alice@example.com>", want: "250"},
+		{send: "BDAT " + strconv.Itoa(len(part1)) + "\r\n" + part1, raw: true, want: "250 2.0.0"},
+		{send: "BDAT " + strconv.Itoa(len(part2)) + " LAST\r\n" + part2, raw: true, want: "250 2.0.0 OK: queued as"},
+	})
+	msgs := e.deliverer.messages(t, "alice@example.com")
+	if len(msgs) != 1 || !strings.HasSuffix(msgs[0], part1+part2) {
+		t.Fatalf("BDAT message: %q", msgs)
+	}
+}
+
+func TestInternalErrorsAreNotLeaked(t *testing.T) {
+	t.Parallel()
+	secret := "disk on fire at /var/lib/secret"
+	cases := []struct {
+		name  string
+		setup func(*env)
+		rcpt  string
+		at    string // "rcpt" or "data"
+	}{
+		{"deliverer", func(e *env) { e.deliverer.err = errors.New(secret) }, "alice@example.com", "data"},
+		{"spooler", func(e *env) {
+			e.spooler.err = errors.New(secret)
+			e.policy.relayIPs[netip.MustParseAddr("127.0.0.2")] = true
+		}, "x@remote.example", "data"},
+		{"resolve", func(e *env) { e.rcpts.err = errors.New(secret) }, "alice@example.com", "rcpt"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := startServer(t, tc.setup)
+			rc, _ := e.raw(t, "127.0.0.2", e.mx)
+			rc.run([]step{{send: "EHLO c", want: "250 "}, {send: "MAIL FROM:<x@example.org>", want: "250"}})
+			got := rc.cmd("RCPT TO:<" + tc.rcpt + ">")
+			if tc.at == "data" {
+				if !strings.HasPrefix(got, "250") {
+					t.Fatalf("rcpt: %q", got)
+				}
+				rc.run([]step{{send: "DATA", want: "354"}})
+				rc.send(simpleMsg + ".\r\n")
+				got = rc.read()
+			}
+			if got != "451 4.3.0 Internal error, try again later\r\n" {
+				t.Fatalf("reply %q", got)
+			}
+			if !strings.Contains(e.waitLog(t, "smtp internal error"), secret) {
+				t.Error("the cause must be in the log")
+			}
+		})
+	}
+}
+
+func TestLocalAndRemoteInOneMessage(t *testing.T) {
+	t.Parallel()
+	e := startServer(t, func(e *env) {
+		e.policy.relayIPs[netip.MustParseAddr("127.0.0.2")] = true
+		e.spooler.release = make(chan struct{})
+		e.spooler.entered = make(chan struct{}, 1)
+		e.deliverer.call = make(chan struct{}, 1)
+	})
+	rc, _ := e.raw(t, "127.0.0.2", e.mx)
+	rc.run([]step{
+		{send: "EHLO c", want: "250 "},
+		{send: "MAIL FROM:<alice@example.com>", want: "250"},
+		{send: "RCPT TO:<bob@example.com>", want: "250"},
+		{send: "RCPT TO:<far@remote.example>", want: "250"},
+		{send: "RCPT TO:<FAR@remote.example.>", want: "250"}, // different local part: kept
+		{send: "RCPT TO:<far@Remote.Example>", want: "250"},  // same address: once
+		{send: "DATA", want: "354"},
+	})
+	rc.send(simpleMsg + ".\r\n")
+	<-e.deliverer.call
+	<-e.spooler.entered
+	// Local delivery is done, the spool is still working: no reply yet.
+	_ = rc.c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if b, err := rc.r.ReadByte(); err == nil {
+		t.Fatalf("reply byte %q before the spool returned", b)
+	}
+	close(e.spooler.release)
+	if got := rc.read(); !strings.HasPrefix(got, "250 2.0.0") {
+		t.Fatalf("reply %q", got)
+	}
+	if n := len(e.deliverer.messages(t, "bob@example.com")); n != 1 {
+		t.Fatalf("bob got %d", n)
+	}
+	q := e.spooler.all()
+	if len(q) != 1 || strings.Join(q[0].to, ",") != "far@remote.example,FAR@remote.example" {
+		t.Fatalf("spooled %+v", q)
+	}
+}
+
+func TestLargeMessageSpillsToTempFile(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	e := startServer(t, func(e *env) {
+		e.cfg.MemoryBufferBytes = 256
+		e.cfg.TempDir = tmp
+		e.policy.relayIPs[netip.MustParseAddr("127.0.0.2")] = true
+	})
+	body := strings.Repeat("spill line of text\r\n", 200)
+	rc, _ := e.raw(t, "127.0.0.2", e.mx)
+	rc.run([]step{
+		{send: "EHLO c", want: "250 "},
+		{send: "MAIL FROM:<x@example.org>", want: "250"},
+		{send: "RCPT TO:<alice@example.com>", want: "250"},
+		{send: "RCPT TO:<far@remote.example>", want: "250"},
+		{send: "DATA", want: "354"},
+		{send: "Subject: big\r\n\r\n" + body + ".\r\n", raw: true, want: "250"},
+	})
+	msgs := e.deliverer.messages(t, "alice@example.com")
+	q := e.spooler.all()
+	if len(msgs) != 1 || len(q) != 1 || !strings.HasSuffix(msgs[0], "Subject: big\r\n\r\n"+body) || !strings.HasSuffix(q[0].data, body) {
+		t.Fatalf("spilled message corrupted: %d local, %d queued", len(msgs), len(q))
+	}
+	left, err := os.ReadDir(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Fatalf("temporary files left behind: %v", left)
+	}
+}
+
+func TestTempDirFailureIsInternal(t *testing.T) {
+	t.Parallel()
+	e := startServer(t, func(e *env) {
+		e.cfg.MemoryBufferBytes = 16
+		e.cfg.TempDir = "/nonexistent/popgate-test"
+	})
+	rc, _ := e.raw(t, "127.0.0.2", e.mx)
+	rc.run([]step{
+		{send: "EHLO c", want: "250 "},
+		{send: "MAIL FROM:<x@example.org>", want: "250"},
+		{send: "RCPT TO:<alice@example.com>", want: "250"},
+		{send: "DATA", want: "354"},
+		{send: simpleMsg + ".\r\n", raw: true, want: "451 4.3.0 Internal error, try again later"},
+	})
+	if !strings.Contains(e.waitLog(t, "smtp internal error"), "/nonexistent/popgate-test") {
+		t.Error("cause missing from the log")
+	}
+}
+
+func TestClientVanishingInDataIsNotInternal(t *testing.T) {
+	t.Parallel()
+	e := startServer(t, nil)
+	rc, _ := e.raw(t, "127.0.0.2", e.mx)
+	rc.run([]step{
+		{send: "EHLO c", want: "250 "},
+		{send: "MAIL FROM:<x@example.org>", want: "250"},
+		{send: "RCPT TO:<alice@example.com>", want: "250"},
+		{send: "DATA", want: "354"},
+	})
+	rc.send("Subject: cut\r\n\r\nhalf a mess")
+	rc.c.Close()
+	e.waitLog(t, "smtp message read failed")
+	if len(e.logLines("smtp internal error")) != 0 {
+		t.Fatal("a vanished client was logged as an internal error")
+	}
+	if n := len(e.deliverer.messages(t, "alice@example.com")); n != 0 {
+		t.Fatal("partial message delivered")
+	}
+}
+
+// TestBDATAbortedByRSET: RSET in the middle of a BDAT message aborts it,
+// answers, and closes the connection (see session.Reset; run with -race).
+
+func TestBDATAbortedByRSET(t *testing.T) {
+	t.Parallel()
+	e := startServer(t, nil)
+	rc, _ := e.raw(t, "127.0.0.2", e.mx)
+	rc.run([]step{
+		{send: "EHLO c", want: "250 "},
+		{send: "MAIL FROM:<x@example.org>", want: "250"},
+		{send: "RCPT TO:<alice@example.com>", want: "250"},
+	})
+	rc.send("BDAT 5\r\nhelloRSET\r\nMAIL FROM:<y@example.org>\r\nRCPT TO:<bob@example.com>\r\nBDAT 3 LAST\r\nabc")
+	for i, want := range []string{"250 2.0.0", "250 2.0.0"} {
+		if got := rc.read(); !strings.HasPrefix(got, want) {
+			t.Fatalf("reply %d: %q, want %q", i, got, want)
+		}
+	}
+	if got := rc.read(); got != "" {
+		t.Fatalf("connection must close after an aborted BDAT, got %q", got)
+	}
+	e.waitLog(t, "smtp bdat aborted")
+	if n := len(e.deliverer.messages(t, "alice@example.com")) + len(e.deliverer.messages(t, "bob@example.com")); n != 0 {
+		t.Fatalf("aborted BDAT messages delivered: %d", n)
+	}
+}
