@@ -1,0 +1,133 @@
+package accessdb
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// genEntries builds n distinct entries; bigEvery > 0 makes every
+// bigEvery-th value larger than a page.
+func genEntries(n, bigEvery int) []Entry {
+	r := rand.New(rand.NewPCG(1, uint64(n)))
+	es := make([]Entry, n)
+	for i := range es {
+		var k []byte
+		switch i % 3 {
+		case 0:
+			k = fmt.Appendf(nil, "192.168.%d.%d", i/256, i%256)
+		case 1:
+			k = fmt.Appendf(nil, "user%d@example.com", i)
+		default:
+			k = fmt.Appendf(nil, "k\x00\xff\t %d", i) // odd bytes
+		}
+		v := []byte("RELAY")
+		if i%2 == 1 {
+			v = []byte("OK")
+		}
+		if bigEvery > 0 && i%bigEvery == 0 {
+			v = bytes.Repeat([]byte{byte('a' + i%26)}, 4096+r.IntN(9000))
+		}
+		es[i] = Entry{Key: k, Value: v}
+	}
+	return es
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, f := range []Format{Hash, Hash185} {
+		for _, tc := range []struct {
+			name string
+			es   []Entry
+		}{
+			{"empty", nil},
+			{"one", []Entry{{Key: []byte("192.168.0"), Value: []byte("RELAY")}}},
+			{"empty key and value", []Entry{{Key: []byte{}, Value: []byte{}}, {Key: []byte("a"), Value: nil}}},
+			{"prefix keys", []Entry{{Key: []byte("a"), Value: []byte("1")}, {Key: []byte("ab"), Value: []byte("2")}, {Key: []byte("a\x00"), Value: []byte("3")}, {Key: []byte("b"), Value: []byte("4")}}},
+			{"100", genEntries(100, 0)},
+			{"100k", genEntries(100_000, 0)},
+			{"big values", genEntries(300, 7)},
+			{"big keys", []Entry{{Key: bytes.Repeat([]byte("K"), 1025), Value: []byte("v")}, {Key: bytes.Repeat([]byte("L"), 9000), Value: bytes.Repeat([]byte("w"), 5000)}, {Key: []byte("s"), Value: []byte("t")}}},
+			{"quarter page edge", []Entry{{Key: bytes.Repeat([]byte("x"), 1024), Value: bytes.Repeat([]byte("y"), 1025)}}},
+		} {
+			t.Run(f.String()+"/"+tc.name, func(t *testing.T) {
+				if f == Hash185 && (tc.name == "big values" || tc.name == "big keys") {
+					_, err := Encode(tc.es, f)
+					if err == nil {
+						t.Fatal("Encode(hash185) of a pair larger than a page: no error")
+					}
+					return
+				}
+				data, err := Encode(tc.es, f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(data)%pageSize != 0 {
+					t.Errorf("size %d not a whole number of pages", len(data))
+				}
+				m, err := Decode(data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if m.Format() != f {
+					t.Errorf("Format = %v, want %v", m.Format(), f)
+				}
+				checkMap(t, m, tc.es)
+				again, err := Encode(tc.es, f)
+				if err != nil || !bytes.Equal(again, data) {
+					t.Errorf("Encode is not deterministic (err %v)", err)
+				}
+			})
+		}
+	}
+}
+
+func TestEncodeDuplicate(t *testing.T) {
+	es := []Entry{{Key: []byte("a"), Value: []byte("1")}, {Key: []byte("b"), Value: []byte("2")}, {Key: []byte("a"), Value: []byte("3")}}
+	for _, f := range []Format{Hash, Hash185} {
+		_, err := Encode(es, f)
+		var de *DuplicateKeyError
+		if !errors.As(err, &de) || string(de.Key) != "a" {
+			t.Errorf("%v: err = %v, want duplicate key \"a\"", f, err)
+		}
+	}
+	if _, err := Encode(nil, Format(9)); err == nil {
+		t.Error("Encode with an unknown format: no error")
+	}
+}
+
+func TestEncodeBigEndianReadable(t *testing.T) {
+	es := genEntries(2000, 50)
+	data, err := encode5(es, bigEndian())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkMap(t, m, es)
+	es185 := genEntries(2000, 0)
+	data, err = encode185(es185, bigEndian())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err = Decode(data); err != nil {
+		t.Fatal(err)
+	}
+	checkMap(t, m, es185)
+}
+
+func TestParseFormat(t *testing.T) {
+	for in, want := range map[string]Format{"hash": Hash, "hash185": Hash185} {
+		if got, err := ParseFormat(in); err != nil || got != want || got.String() != in {
+			t.Errorf("ParseFormat(%q) = %v, %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "btree", "HASH", "hash "} {
+		if _, err := ParseFormat(bad); err == nil {
+			t.Errorf("ParseFormat(%q): no error", bad)
+		}
+	}
+}
