@@ -1,6 +1,7 @@
 package accessdb
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 )
@@ -67,7 +68,7 @@ func encode185(entries []Entry, bo binary.ByteOrder) ([]byte, error) {
 // overflow pages are needed than one split point can address.
 func try185(entries []Entry, l2 uint32, bo binary.ByteOrder) ([]byte, bool, error) {
 	nbuckets := uint32(1) << l2
-	start, order, err := bucketPlan(entries, nbuckets, hashFunc4)
+	start, order, err := bucketPlan(entries, nbuckets, hashFunc4, bytes.Compare)
 	if err != nil {
 		return nil, false, err
 	}

@@ -27,10 +27,38 @@ func itemSize5(n int) int {
 // pairSize5 is what one pair takes on a page, index slots included.
 func pairSize5(e *Entry) int { return 4 + itemSize5(len(e.Key)) + itemSize5(len(e.Value)) }
 
+// compareKeys5 is the order libdb 5.3 keeps keys in on a sorted hash page,
+// measured with db5.3_load: bytes compare as with memcmp, but when one key
+// is a prefix of the other, an on-page key sorts after its longer
+// extensions (libdb's on-page comparison returns item length minus key
+// length) while an off-page key sorts before them (__db_moff). Put as
+// terminators: on-page keys end in a mark above every byte, off-page keys
+// in one below every byte. The one pair this order cannot serve, an on-page
+// key that is a prefix of an off-page key, is kept off the same page by
+// encode5.
+func compareKeys5(a, b []byte) int {
+	n := min(len(a), len(b))
+	if c := bytes.Compare(a[:n], b[:n]); c != 0 {
+		return c
+	}
+	return terminator5(a, n) - terminator5(b, n)
+}
+
+// terminator5 is the sort weight of key k at position n: its byte, or the
+// end mark for its kind.
+func terminator5(k []byte, n int) int {
+	switch {
+	case n < len(k):
+		return int(k[n])
+	case bigItem5(len(k)):
+		return -1
+	}
+	return 256
+}
+
 // bucketPlan groups entries by bucket for nbuckets buckets (a power of
-// two), each bucket's keys sorted the way libdb sorts them, and rejects
-// duplicate keys.
-func bucketPlan(entries []Entry, nbuckets uint32, hash func([]byte) uint32) ([]uint32, []int32, error) {
+// two), each bucket's keys sorted by cmp, and rejects duplicate keys.
+func bucketPlan(entries []Entry, nbuckets uint32, hash func([]byte) uint32, cmp func(a, b []byte) int) ([]uint32, []int32, error) {
 	mask := nbuckets - 1
 	bucket := make([]uint32, len(entries))
 	start := make([]uint32, nbuckets+1)
@@ -50,7 +78,7 @@ func bucketPlan(entries []Entry, nbuckets uint32, hash func([]byte) uint32) ([]u
 	}
 	for b := uint32(0); b < nbuckets; b++ {
 		idx := order[start[b]:start[b+1]]
-		slices.SortFunc(idx, func(x, y int32) int { return bytes.Compare(entries[x].Key, entries[y].Key) })
+		slices.SortFunc(idx, func(x, y int32) int { return cmp(entries[x].Key, entries[y].Key) })
 		for j := 1; j < len(idx); j++ {
 			if bytes.Equal(entries[idx[j-1]].Key, entries[idx[j]].Key) {
 				return nil, nil, &DuplicateKeyError{Key: entries[idx[j]].Key}
@@ -141,7 +169,7 @@ func encode5(entries []Entry, bo binary.ByteOrder) ([]byte, error) {
 	want := uint32(float64(total)/(room*targetFill)) + 1
 	l2 := max(log2Ceil(want), 1)
 	nbuckets := uint32(1) << l2
-	start, order, err := bucketPlan(entries, nbuckets, hashFunc5)
+	start, order, err := bucketPlan(entries, nbuckets, hashFunc5, compareKeys5)
 	if err != nil {
 		return nil, err
 	}
@@ -153,16 +181,20 @@ func encode5(entries []Entry, bo binary.ByteOrder) ([]byte, error) {
 	for b := range nbuckets {
 		pg := b + 1
 		n, hf := 0, pageSize
+		var bigKeys [][]byte // off-page keys on the current page
 		for _, ix := range order[start[b]:start[b+1]] {
 			en := &entries[ix]
-			if sz := pairSize5(en); hf-(pageHeaderSize+2*n) < sz {
+			if sz := pairSize5(en); hf-(pageHeaderSize+2*n) < sz || prefixOfAny(en.Key, bigKeys) {
 				d := e.page(pg)
 				bo.PutUint16(d[20:], uint16(n))
 				bo.PutUint16(d[22:], uint16(hf))
 				next := e.newPage(pTypeHash)
 				bo.PutUint32(e.page(pg)[16:], next)
 				bo.PutUint32(e.page(next)[12:], pg)
-				pg, n, hf = next, 0, pageSize
+				pg, n, hf, bigKeys = next, 0, pageSize, bigKeys[:0]
+			}
+			if bigItem5(len(en.Key)) {
+				bigKeys = append(bigKeys, en.Key)
 			}
 			e.putItem(pg, n, &hf, en.Key)
 			e.putItem(pg, n+1, &hf, en.Value)
@@ -174,6 +206,20 @@ func encode5(entries []Entry, bo binary.ByteOrder) ([]byte, error) {
 	}
 	e.writeMeta5(nbuckets, l2, uint32(len(entries)))
 	return e.buf, nil
+}
+
+// prefixOfAny reports whether on-page key k is a proper prefix of one of
+// the off-page keys big: libdb could not find both on one page.
+func prefixOfAny(k []byte, big [][]byte) bool {
+	if bigItem5(len(k)) {
+		return false
+	}
+	for _, b := range big {
+		if bytes.HasPrefix(b, k) {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *encoder5) writeMeta5(nbuckets, l2, nelem uint32) {

@@ -43,12 +43,12 @@ type page5 struct {
 
 // hash5 is a decoded DB 5.x hash file.
 type hash5 struct {
-	data                          []byte
-	bo                            binary.ByteOrder
-	psize                         int
-	lastPgno                      uint32
-	maxBucket, highMask, lowMask  uint32
-	spares                        [numSpares]uint32
+	data                         []byte
+	bo                           binary.ByteOrder
+	psize                        int
+	lastPgno                     uint32
+	maxBucket, highMask, lowMask uint32
+	spares                       [numSpares]uint32
 }
 
 func decode5(data []byte) (*Map, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -129,5 +130,28 @@ func TestParseFormat(t *testing.T) {
 		if _, err := ParseFormat(bad); err == nil {
 			t.Errorf("ParseFormat(%q): no error", bad)
 		}
+	}
+}
+
+// TestCompareKeys5 pins the page order db5.3_load produced for a prefix
+// chain inserted shortest first: off-page keys ascending by length, then
+// on-page keys descending by length.
+func TestCompareKeys5(t *testing.T) {
+	want := []int{1025, 1026, 3000, 1024, 1000, 2, 1}
+	var keys [][]byte
+	for _, n := range []int{1, 1000, 1024, 1025, 1026, 3000, 2} {
+		keys = append(keys, bytes.Repeat([]byte("x"), n))
+	}
+	slices.SortFunc(keys, compareKeys5)
+	for i, k := range keys {
+		if len(k) != want[i] {
+			t.Fatalf("position %d: key of %d bytes, want %d", i, len(k), want[i])
+		}
+	}
+	if compareKeys5([]byte("ab"), []byte("b")) >= 0 || compareKeys5([]byte("b"), []byte("ab")) <= 0 || compareKeys5([]byte("q"), []byte("q")) != 0 {
+		t.Error("plain byte order broken")
+	}
+	if !prefixOfAny([]byte("x"), [][]byte{bytes.Repeat([]byte("x"), 2000)}) || prefixOfAny(bytes.Repeat([]byte("x"), 2000), [][]byte{bytes.Repeat([]byte("x"), 3000)}) {
+		t.Error("prefixOfAny")
 	}
 }
