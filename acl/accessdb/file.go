@@ -72,7 +72,7 @@ func Update(path string, f Format, now func() time.Time, edit func(entries []Ent
 // asks build for the new content and, if build succeeds, rewrites the file
 // in place and moves its mtime forward.
 func withLockedFile(path string, build func(fh *os.File, old []byte) ([]byte, error), now func() time.Time) (err error) {
-	fh, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	fh, created, err := openOrCreate(path)
 	if err != nil {
 		return fmt.Errorf("accessdb: write %s: %w", path, err)
 	}
@@ -95,16 +95,35 @@ func withLockedFile(path string, build func(fh *os.File, old []byte) ([]byte, er
 	}
 	data, err := build(fh, old)
 	if err != nil {
+		if created {
+			os.Remove(path) // leave no empty map behind
+		}
 		return fmt.Errorf("accessdb: %s: %w", path, err)
 	}
 	if err := rewrite(fh, data); err != nil {
 		return fmt.Errorf("accessdb: write %s: %w", path, err)
 	}
 	mtime := nextMtime(st.ModTime(), now())
-	if err := os.Chtimes(path, mtime, mtime); err != nil {
+	tv := unix.NsecToTimeval(mtime.UnixNano())
+	if err := unix.Futimes(int(fh.Fd()), []unix.Timeval{tv, tv}); err != nil {
 		return fmt.Errorf("accessdb: write %s: set mtime: %w", path, err)
 	}
 	return nil
+}
+
+// openOrCreate opens path for writing, creating it 0644 if missing, and
+// reports whether it created it.
+func openOrCreate(path string) (*os.File, bool, error) {
+	for {
+		fh, err := os.OpenFile(path, os.O_RDWR, 0)
+		if !errors.Is(err, os.ErrNotExist) {
+			return fh, false, err
+		}
+		fh, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+		if !errors.Is(err, os.ErrExist) {
+			return fh, err == nil, err
+		}
+	}
 }
 
 // rewrite replaces the file's content in place and syncs it.
