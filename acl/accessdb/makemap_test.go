@@ -12,7 +12,7 @@ import (
 func TestParseMakemap(t *testing.T) {
 	for _, tc := range []struct {
 		name, in string
-		want []Entry
+		want     []Entry
 	}{
 		{"empty", "", nil},
 		{"blank lines and comments", "\n# comment\n\n#x y\n", nil},
