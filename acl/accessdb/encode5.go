@@ -2,8 +2,8 @@ package accessdb
 
 import (
 	"bytes"
-	"crypto/sha1"
 	"encoding/binary"
+	"hash/crc32"
 	"slices"
 )
 
@@ -239,6 +239,11 @@ func (e *encoder5) writeMeta5(nbuckets, l2, nelem uint32) {
 	}
 	// The file id (uid) tells files apart in a shared libdb cache; derive it
 	// from the content so that equal input gives an equal file.
-	sum := sha1.Sum(e.buf[pageSize:])
-	copy(d[52:72], sum[:])
+	body := e.buf[pageSize:]
+	tab := crc32.MakeTable(crc32.Castagnoli)
+	bo.PutUint32(d[52:], crc32.Checksum(body, tab))
+	bo.PutUint32(d[56:], crc32.Checksum(body[len(body)/2:], tab))
+	bo.PutUint32(d[60:], crc32.ChecksumIEEE(body))
+	bo.PutUint32(d[64:], uint32(len(body)/pageSize))
+	bo.PutUint32(d[68:], nelem)
 }

@@ -103,7 +103,10 @@ func withLockedFile(path string, build func(fh *os.File, old []byte) ([]byte, er
 	if err := rewrite(fh, data); err != nil {
 		return fmt.Errorf("accessdb: write %s: %w", path, err)
 	}
-	mtime := nextMtime(st.ModTime(), now())
+	mtime := now().Truncate(time.Second)
+	if !created { // a new file has no earlier version a reader could hold
+		mtime = nextMtime(st.ModTime(), now())
+	}
 	tv := unix.NsecToTimeval(mtime.UnixNano())
 	if err := unix.Futimes(int(fh.Fd()), []unix.Timeval{tv, tv}); err != nil {
 		return fmt.Errorf("accessdb: write %s: set mtime: %w", path, err)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 )
 
@@ -23,7 +24,10 @@ const maxMakemapLine = 1022
 func ParseMakemap(r io.Reader) ([]Entry, error) {
 	br := bufio.NewReaderSize(r, 64*1024)
 	var entries []Entry
-	seen := map[string]int{}
+	var lines []int32         // line of each entry, for duplicate reports
+	seen := map[uint64]int32{} // key hash -> first entry with that hash
+	seed := maphash.MakeSeed()
+	var arena []byte // keys and values share big allocations
 	for lineNo := 1; ; lineNo++ {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -55,22 +59,63 @@ func ParseMakemap(r io.Reader) ([]Entry, error) {
 		for i < len(line) && !isSpace(line[i]) {
 			i++
 		}
-		key := lowerASCII(line[:i])
+		keyLen := i
 		for i < len(line) && isSpace(line[i]) {
 			i++
 		}
 		if i == len(line) {
-			return nil, fmt.Errorf("accessdb: makemap input line %d: no RHS for LHS %s", lineNo, key)
+			return nil, fmt.Errorf("accessdb: makemap input line %d: no RHS for LHS %s", lineNo, lowerASCII(line[:keyLen]))
 		}
-		if prev, dup := seen[string(key)]; dup {
-			return nil, fmt.Errorf("accessdb: makemap input line %d: key %s: duplicate key (first on line %d)", lineNo, key, prev)
+		if cap(arena)-len(arena) < len(line) {
+			arena = make([]byte, 0, max(arenaChunk, len(line)))
 		}
-		seen[string(key)] = lineNo
-		entries = append(entries, Entry{Key: key, Value: bytes.Clone(line[i:])})
+		start := len(arena)
+		arena = appendLower(arena, line[:keyLen])
+		key := arena[start:len(arena):len(arena)]
+		start = len(arena)
+		arena = append(arena, line[i:]...)
+		value := arena[start:len(arena):len(arena)]
+		h := maphash.Bytes(seed, key)
+		if first, ok := seen[h]; ok {
+			if j := findKey(entries, first, key); j >= 0 {
+				return nil, fmt.Errorf("accessdb: makemap input line %d: key %s: duplicate key (first on line %d)", lineNo, key, lines[j])
+			}
+		} else {
+			seen[h] = int32(len(entries))
+		}
+		entries = append(entries, Entry{Key: key, Value: value})
+		lines = append(lines, int32(lineNo))
 		if err != nil {
 			return entries, nil
 		}
 	}
+}
+
+// arenaChunk is the allocation unit for parsed keys and values.
+const arenaChunk = 256 * 1024
+
+// findKey looks for key among the entries from first on, first being the
+// earliest entry whose key has the same hash (a collision of distinct keys
+// only costs a scan).
+func findKey(entries []Entry, first int32, key []byte) int {
+	for j := int(first); j < len(entries); j++ {
+		if bytes.Equal(entries[j].Key, key) {
+			return j
+		}
+	}
+	return -1
+}
+
+// appendLower appends b lowercased (ASCII letters only, like makemap's
+// tolower in the C locale).
+func appendLower(dst, b []byte) []byte {
+	for _, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
 }
 
 // isSpace is C's isspace in the C locale.
