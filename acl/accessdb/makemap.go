@@ -24,7 +24,7 @@ const maxMakemapLine = 1022
 func ParseMakemap(r io.Reader) ([]Entry, error) {
 	br := bufio.NewReaderSize(r, 64*1024)
 	var entries []Entry
-	var lines []int32         // line of each entry, for duplicate reports
+	var lines []int32          // line of each entry, for duplicate reports
 	seen := map[uint64]int32{} // key hash -> first entry with that hash
 	seed := maphash.MakeSeed()
 	var arena []byte // keys and values share big allocations
