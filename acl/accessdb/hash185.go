@@ -13,6 +13,9 @@ const (
 	lorderBig     = 4321  // BIG_ENDIAN
 	maxBSize185   = 65536 // largest page size a u16 offset can address
 	ovflPage185   = 0     // OVFLPAGE: the pair is a link to an overflow page
+	partialKey185 = 1     // PARTIAL_KEY: a big key continues on the next page
+	fullKey185    = 2     // FULL_KEY: a big key ends here, its data starts on the next page
+	fullKeyData   = 3     // FULL_KEY_DATA: a big key ends here and its data starts (or a big data ends)
 	realKey185    = 4     // REAL_KEY: offsets below this are markers
 	splitShift185 = 11    // SPLITSHIFT: overflow address = split<<11 | page
 	splitMask185  = 0x7FF // SPLITMASK
@@ -156,7 +159,7 @@ func (h *hash185) walk(pg uint32, seen map[uint32]bool, fn func(key, val []byte,
 		if d == nil {
 			return nil
 		}
-		next, err := h.pairs(pg, d, fn)
+		next, err := h.pairs(pg, d, seen, fn)
 		if err != nil || next == 0 {
 			return err
 		}
@@ -166,7 +169,7 @@ func (h *hash185) walk(pg uint32, seen map[uint32]bool, fn func(key, val []byte,
 
 // pairs visits the pairs on one page and returns the next page of the
 // chain (0 if none).
-func (h *hash185) pairs(pg uint32, d []byte, fn func(key, val []byte, off int64) error) (uint32, error) {
+func (h *hash185) pairs(pg uint32, d []byte, seen map[uint32]bool, fn func(key, val []byte, off int64) error) (uint32, error) {
 	base := int64(pg) * int64(h.bsize)
 	n := int(h.bo.Uint16(d))
 	if n%2 != 0 || (n+3)*2 > h.bsize {
@@ -191,8 +194,17 @@ func (h *hash185) pairs(pg uint32, d []byte, fn func(key, val []byte, off int64)
 				return 0, corruptf(base+int64(2*i), "page %d: overflow link is not the last entry", pg)
 			}
 			return h.oaddrPage(uint16(ko)), nil
+		case i == 1:
+			key, val, next, err := h.bigPair(pg, seen)
+			if err != nil {
+				return 0, err
+			}
+			if err := fn(key, val, base+int64(ko)); err != nil {
+				return 0, err
+			}
+			return next, nil
 		default:
-			return 0, corruptf(base+int64(2*i+2), "page %d: big key/data pairs are not supported", pg)
+			return 0, corruptf(base+int64(2*i+2), "page %d: big pair marker %d after other pairs", pg, do)
 		}
 	}
 	return 0, nil
@@ -208,7 +220,7 @@ func (h *hash185) get(key []byte) ([]byte, bool) {
 		if d == nil {
 			return nil, false
 		}
-		next, err := h.pairs(pg, d, func(k, v []byte, _ int64) error {
+		next, err := h.pairs(pg, d, nil, func(k, v []byte, _ int64) error {
 			if !found && bytes.Equal(k, key) {
 				val, found = v, true
 			}
@@ -220,4 +232,102 @@ func (h *hash185) get(key []byte) ([]byte, bool) {
 		pg = next
 	}
 	return val, found
+}
+
+// bigPage is one page of a big key/data pair: n offsets, the offset of
+// its bytes (bp[1]), its marker (bp[2]), and its overflow link if any.
+type bigPage struct {
+	d      []byte
+	base   int64
+	n      int
+	off    int
+	marker int
+	link   uint16
+	hasLnk bool
+}
+
+func (h *hash185) bigPageAt(pg uint32, seen map[uint32]bool, steps *int) (bigPage, error) {
+	base := int64(pg) * int64(h.bsize)
+	if *steps++; *steps > len(h.data)/h.bsize+1 {
+		return bigPage{}, corruptf(base, "big pair chain longer than the file (cycle)")
+	}
+	if seen != nil && *steps > 1 { // the walk has marked the first page
+		if seen[pg] {
+			return bigPage{}, corruptf(base, "page %d reached twice (cycle or shared page)", pg)
+		}
+		seen[pg] = true
+	}
+	d := h.page(pg)
+	if d == nil || pg < h.hdrPages {
+		return bigPage{}, corruptf(base, "big pair continues on page %d, outside the file", pg)
+	}
+	at := func(i int) int { return int(h.bo.Uint16(d[2*i:])) }
+	p := bigPage{d: d, base: base, n: at(0)}
+	if p.n < 2 || p.n%2 != 0 || (p.n+3)*2 > h.bsize {
+		return p, corruptf(base, "page %d: bad offset count %d in a big pair", pg, p.n)
+	}
+	p.off, p.marker = at(1), at(2)
+	if p.off < (p.n+3)*2 || p.off > h.bsize {
+		return p, corruptf(base+2, "page %d: big pair offset %d outside the page", pg, p.off)
+	}
+	if p.n >= 4 {
+		p.link, p.hasLnk = uint16(at(3)), true
+	}
+	return p, nil
+}
+
+// bigPair reads a big key/data pair starting on page pg (DB 1.85's
+// __big_return and collect_data) and returns the page that continues the
+// bucket after it (0 if none).
+func (h *hash185) bigPair(pg uint32, seen map[uint32]bool) (key, val []byte, next uint32, err error) {
+	steps := 0
+	at := func(p bigPage, i int) int { return int(h.bo.Uint16(p.d[2*i:])) }
+	follow := func(p bigPage) (bigPage, error) {
+		if !p.hasLnk {
+			return p, corruptf(p.base+4, "big pair ends without its next page")
+		}
+		return h.bigPageAt(h.oaddrPage(p.link), seen, &steps)
+	}
+	p, err := h.bigPageAt(pg, seen, &steps)
+	for err == nil && p.marker == partialKey185 {
+		key = append(key, p.d[p.off:]...)
+		p, err = follow(p)
+	}
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	key = append(key, p.d[p.off:]...)
+	switch p.marker {
+	case fullKey185:
+	case fullKeyData:
+		if p.n < 4 {
+			return nil, nil, 0, corruptf(p.base, "big key page without its data offset")
+		}
+		doff := at(p, p.n)
+		if doff < (p.n+3)*2 || doff > p.off {
+			return nil, nil, 0, corruptf(p.base+int64(2*p.n), "big pair data offset %d outside %d..%d", doff, (p.n+3)*2, p.off)
+		}
+		val = append(val, p.d[doff:p.off]...)
+		if at(p, p.n+1) != 0 { // free space left: the data is complete
+			return key, val, h.oaddrPage(p.link), nil
+		}
+	default:
+		return nil, nil, 0, corruptf(p.base+4, "big key page with marker %d", p.marker)
+	}
+	for {
+		if p, err = follow(p); err != nil {
+			return nil, nil, 0, err
+		}
+		val = append(val, p.d[p.off:]...)
+		switch p.marker {
+		case fullKey185:
+			continue
+		case fullKeyData:
+			if p.hasLnk {
+				return key, val, h.oaddrPage(p.link), nil
+			}
+			return key, val, 0, nil
+		}
+		return nil, nil, 0, corruptf(p.base+4, "big data page with marker %d", p.marker)
+	}
 }

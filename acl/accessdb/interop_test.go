@@ -16,7 +16,10 @@ import (
 	"testing"
 )
 
-const makemapPath = "/opt/sendmail-root/usr/sbin/makemap"
+const (
+	makemapPath = "/opt/sendmail-root/usr/sbin/makemap"
+	editmapPath = "/opt/sendmail-root/usr/sbin/editmap" // sendmail's own keyed lookup: editmap -q
+)
 
 // tools holds what the real programs need: makemap wants a sendmail.cf,
 // postmap a Postfix configuration directory.
@@ -28,7 +31,7 @@ type tools struct {
 
 func newTools(t *testing.T) *tools {
 	t.Helper()
-	for _, p := range []string{"db5.3_verify", "db5.3_dump", "db5.3_load", "postmap", makemapPath} {
+	for _, p := range []string{"db5.3_verify", "db5.3_dump", "db5.3_load", "postmap", makemapPath, editmapPath} {
 		if _, err := exec.LookPath(p); err != nil {
 			t.Fatalf("interop: %s is required: %v", p, err)
 		}
@@ -228,6 +231,17 @@ func TestInteropWrittenFilesReadByLibdb(t *testing.T) {
 				keys.WriteByte('\n')
 			}
 			sameMap(t, "postmap -q -", parseTabLines(tl.run(t, keys.Bytes(), "postmap", "-q", "-", "hash:"+base)), want)
+			// sendmail's map code (libsmdb), one process per key: a sample.
+			for i := 0; i < len(tc.es); i += max(1, len(tc.es)/25) {
+				e := tc.es[i]
+				if len(e.Key) > 512 {
+					continue // editmap takes the key on its command line
+				}
+				got := strings.TrimSuffix(string(tl.run(t, nil, editmapPath, "-C", tl.cf, "-q", "hash", base, string(e.Key))), "\n")
+				if got != string(e.Value) {
+					t.Errorf("editmap -q %.60q = %.60q, want %.60q", e.Key, got, e.Value)
+				}
+			}
 		})
 	}
 }
