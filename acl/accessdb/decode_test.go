@@ -267,6 +267,75 @@ func TestDecodeCorrupt(t *testing.T) {
 	}
 }
 
+func TestDecodeCorrupt185(t *testing.T) {
+	small := readTestdata(t, "db185_small.db")
+	medium := readTestdata(t, "db185_medium.db")
+	mod := func(b []byte, f func([]byte)) []byte {
+		c := bytes.Clone(b)
+		f(c)
+		return c
+	}
+	be32 := func(b []byte, off int, v uint32) {
+		b[off], b[off+1], b[off+2], b[off+3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
+	}
+	// A big pair in db185_medium.db: its first page has a marker below
+	// REAL_KEY in slot 2 and a link in slot 3.
+	h, err := parseHeader185(medium)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bigPg := -1
+	for pg := 1; pg < len(medium)/4096 && bigPg < 0; pg++ {
+		d := medium[pg*4096:]
+		if n := int(d[0]) | int(d[1])<<8; n >= 4 && d[4] == partialKey185 && d[5] == 0 {
+			bigPg = pg
+		}
+	}
+	if bigPg < 0 {
+		t.Fatal("no big key page in db185_medium.db")
+	}
+	// Point the big key's continuation back at the page itself.
+	var selfAddr uint16
+	for a := uint16(1); a < splitMask185; a++ {
+		for split := uint32(0); split <= 8 && selfAddr == 0; split++ {
+			if addr := uint16(split<<splitShift185) | a; h.oaddrPage(addr) == uint32(bigPg) {
+				selfAddr = addr
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		data []byte
+		off  int64
+	}{
+		{"short", small[:200], 200},
+		{"mid page", small[:5000], 4096},
+		{"bad version", mod(small, func(b []byte) { be32(b, 4, 9) }), 4},
+		{"bad byte order", mod(small, func(b []byte) { be32(b, 8, 1) }), 8},
+		{"bad page size", mod(small, func(b []byte) { be32(b, 12, 3000) }), 12},
+		{"other hash function", mod(small, func(b []byte) { be32(b, h185CharKey, 7) }), h185CharKey},
+		{"masks", mod(small, func(b []byte) { be32(b, h185HighMask, 5) }), h185MaxBucket},
+		{"odd offset count", mod(small, func(b []byte) { b[4096] = 3 }), 4096},
+		{"big pair cycle", mod(medium, func(b []byte) {
+			b[bigPg*4096+6], b[bigPg*4096+7] = byte(selfAddr), byte(selfAddr>>8)
+		}), -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "big pair cycle" && selfAddr == 0 {
+				t.Fatal("no overflow address maps to the big page")
+			}
+			_, err := Decode(tc.data)
+			var ce *CorruptError
+			if !errors.As(err, &ce) {
+				t.Fatalf("Decode: err = %v, want a *CorruptError", err)
+			}
+			if tc.off >= 0 && ce.Offset != tc.off {
+				t.Errorf("offset %d, want %d (%v)", ce.Offset, tc.off, err)
+			}
+		})
+	}
+}
+
 func le32get(b []byte) uint32 {
 	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
 }

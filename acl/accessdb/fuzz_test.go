@@ -11,7 +11,7 @@ import (
 // error, never panic or loop, and every entry of a decoded map must be
 // found by Get unless a key occurs twice.
 func FuzzDecode(f *testing.F) {
-	for _, name := range []string{"makemap_small.db", "postmap_small.db"} {
+	for _, name := range []string{"makemap_small.db", "postmap_small.db", "db185_small.db"} {
 		b, err := os.ReadFile(filepath.Join("testdata", name))
 		if err != nil {
 			f.Fatal(err)
