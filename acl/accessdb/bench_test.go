@@ -67,3 +67,22 @@ func BenchmarkParseMakemap100k(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMake100k is what `popgate access make` does with the 100k input:
+// parse makemap text, then encode.
+func BenchmarkMake100k(b *testing.B) {
+	var in bytes.Buffer
+	for _, e := range bench100k() {
+		fmt.Fprintf(&in, "%s %s\n", e.Key, e.Value)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		es, err := ParseMakemap(bytes.NewReader(in.Bytes()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Encode(es, Hash); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

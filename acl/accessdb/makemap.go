@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"io/fs"
 )
 
 // maxMakemapLine is makemap's input buffer (BUFSIZE 1024, read with fgets):
@@ -23,11 +24,17 @@ const maxMakemapLine = 1022
 // included, as makemap keeps them).
 func ParseMakemap(r io.Reader) ([]Entry, error) {
 	br := bufio.NewReaderSize(r, 64*1024)
-	var entries []Entry
-	var lines []int32          // line of each entry, for duplicate reports
-	seen := map[uint64]int32{} // key hash -> first entry with that hash
+	// Size everything once when the input is a regular file (stdin
+	// redirected from one, as `popgate access make FILE < text`).
+	size, estLines := inputSize(r, br)
+	entries := make([]Entry, 0, estLines)
+	lines := make([]int32, 0, estLines)      // line of each entry, for duplicate reports
+	seen := make(map[uint64]int32, estLines) // key hash -> first entry with that hash
 	seed := maphash.MakeSeed()
 	var arena []byte // keys and values share big allocations
+	if size > 0 && size <= maxArena {
+		arena = make([]byte, 0, size)
+	}
 	for lineNo := 1; ; lineNo++ {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -91,8 +98,33 @@ func ParseMakemap(r io.Reader) ([]Entry, error) {
 	}
 }
 
-// arenaChunk is the allocation unit for parsed keys and values.
-const arenaChunk = 256 * 1024
+const (
+	// arenaChunk is the allocation unit for parsed keys and values.
+	arenaChunk = 256 * 1024
+	// maxArena bounds the one allocation made up front for a file's keys
+	// and values.
+	maxArena = 1 << 28
+)
+
+// inputSize returns the size of r when it is a regular file, and an
+// estimate of its line count from the first buffered block.
+func inputSize(r io.Reader, br *bufio.Reader) (int64, int) {
+	st, ok := r.(interface{ Stat() (fs.FileInfo, error) })
+	if !ok {
+		return 0, 0
+	}
+	fi, err := st.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() <= 0 {
+		return 0, 0
+	}
+	head, _ := br.Peek(br.Size())
+	n := bytes.Count(head, []byte{'\n'})
+	if n == 0 || len(head) == 0 {
+		return fi.Size(), 0
+	}
+	est := fi.Size() * int64(n) / int64(len(head))
+	return fi.Size(), int(min(est+16, 1<<22))
+}
 
 // findKey looks for key among the entries from first on, first being the
 // earliest entry whose key has the same hash (a collision of distinct keys
