@@ -129,12 +129,14 @@ func openOrCreate(path string) (*os.File, bool, error) {
 	}
 }
 
-// rewrite replaces the file's content in place and syncs it.
+// rewrite replaces the file's content in place and syncs it. It writes
+// before it truncates, so the file is never empty on the way, even for a
+// reader that ignores the lock.
 func rewrite(fh *os.File, data []byte) error {
-	if err := fh.Truncate(0); err != nil {
+	if _, err := fh.WriteAt(data, 0); err != nil {
 		return err
 	}
-	if _, err := fh.WriteAt(data, 0); err != nil {
+	if err := fh.Truncate(int64(len(data))); err != nil {
 		return err
 	}
 	return fh.Sync()

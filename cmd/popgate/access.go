@@ -51,20 +51,23 @@ func accessCommand(ctx context.Context, e *env, args []string) error {
 		return accessGet(e, rest[0], rest[1])
 	case "put":
 		return accessEdit(ctx, rest[0], func(es []accessdb.Entry) ([]accessdb.Entry, error) {
-			key := lowerKey(rest[1])
+			key, value := lowerKey(rest[1]), []byte(rest[2])
+			if nulTerminated(es) { // a postmap map: keep its style
+				key, value = append(key, 0), append(value, 0)
+			}
 			for i := range es {
 				if bytes.Equal(es[i].Key, key) {
-					es[i].Value = []byte(rest[2])
+					es[i].Value = value
 					return es, nil
 				}
 			}
-			return append(es, accessdb.Entry{Key: key, Value: []byte(rest[2])}), nil
+			return append(es, accessdb.Entry{Key: key, Value: value}), nil
 		})
 	case "del":
 		return accessEdit(ctx, rest[0], func(es []accessdb.Entry) ([]accessdb.Entry, error) {
 			key := lowerKey(rest[1])
 			for i := range es {
-				if bytes.Equal(es[i].Key, key) {
+				if k := es[i].Key; bytes.Equal(k, key) || (len(k) == len(key)+1 && k[len(key)] == 0 && bytes.HasPrefix(k, key)) {
 					return append(es[:i], es[i+1:]...), nil
 				}
 			}
@@ -144,6 +147,17 @@ func accessMake(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "popgate access make: writing %d entries to %s\n", len(entries), path)
 	}
 	return accessdb.WriteFile(path, entries, format, time.Now)
+}
+
+// nulTerminated reports whether every key of a non-empty map ends in NUL,
+// as postmap writes them.
+func nulTerminated(es []accessdb.Entry) bool {
+	for _, e := range es {
+		if len(e.Key) == 0 || e.Key[len(e.Key)-1] != 0 {
+			return false
+		}
+	}
+	return len(es) > 0
 }
 
 // lowerKey lowercases ASCII letters as makemap does for keys.

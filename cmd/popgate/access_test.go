@@ -110,6 +110,20 @@ func TestAccessGetPostmapNUL(t *testing.T) {
 	if out, _, err := runAccess(t, "", false, "get", db, "example.com"); err != nil || out != "OK\n" {
 		t.Errorf("get of a postmap-style key = %q, %v", out, err)
 	}
+	// put keeps the map's NUL style, del finds NUL-terminated keys.
+	if _, _, err := runAccess(t, "", false, "put", db, "other.example", "RELAY"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runAccess(t, "", false, "del", db, "example.com"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := accessdb.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := m.Get([]byte("other.example\x00")); !ok || string(v) != "RELAY\x00" || len(m.Entries()) != 1 {
+		t.Errorf("after put/del on a postmap map: %q %v, %d entries", v, ok, len(m.Entries()))
+	}
 }
 
 func TestAccessMakeProgress(t *testing.T) {
