@@ -1,0 +1,5 @@
+package accessdb
+
+import "encoding/binary"
+
+func bigEndian() binary.ByteOrder { return binary.BigEndian }
