@@ -433,3 +433,7 @@ func selfSigned(t testing.TB) *tls.Config {
 	}
 	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
 }
+
+type netipAddr = netip.Addr
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }

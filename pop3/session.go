@@ -34,6 +34,9 @@ const readerSize = 4096
 // while it has something to say; idle sessions hold none.
 const writerSize = 16 * 1024
 
+// goodbyeTimeout bounds the write of a last reply after a timeout.
+const goodbyeTimeout = 5 * time.Second
+
 // session owns everything about one connection.
 type session struct {
 	srv *Server
@@ -166,6 +169,7 @@ func (s *session) readFailed(err error) {
 		return
 	}
 	s.log.Info("pop3 closing", "reason", msg[5:])
+	s.deadline = s.cfg.Now().Add(goodbyeTimeout) // the lifetime may be over: allow the goodbye
 	s.writeLine(msg)
 }
 
