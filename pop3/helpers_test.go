@@ -230,7 +230,6 @@ const (
 
 // env is a running server with its backends.
 type env struct {
-	t    *testing.T
 	srv  *Server
 	addr string
 	drop *memDrop
@@ -343,10 +342,7 @@ func (c *client) multi() []string {
 		if l == "." {
 			return out
 		}
-		if strings.HasPrefix(l, ".") {
-			l = l[1:]
-		}
-		out = append(out, l)
+		out = append(out, strings.TrimPrefix(l, "."))
 	}
 }
 
