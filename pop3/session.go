@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -183,7 +184,25 @@ func (s *session) finish() {
 		}
 		s.mbox = nil
 	}
-	s.raw.Close()
+	s.lingeringClose()
+}
+
+// Lingering close: closing a TCP socket with unread input makes the kernel
+// send RST, which can destroy the last reply still in flight (such as
+// "-ERR too many errors"). So half-close first and drain a little.
+const (
+	lingerTimeout = 500 * time.Millisecond
+	lingerBytes   = 64 * 1024
+)
+
+func (s *session) lingeringClose() {
+	defer s.raw.Close()
+	hc, ok := s.raw.(interface{ CloseWrite() error })
+	if !ok || hc.CloseWrite() != nil {
+		return
+	}
+	s.raw.SetReadDeadline(time.Now().Add(lingerTimeout))
+	io.CopyN(io.Discard, s.raw, lingerBytes)
 }
 
 // readCommand flushes pending replies when no further command is waiting
