@@ -160,7 +160,7 @@ func (s *session) cmdAUTH(args []string) error {
 }
 
 // errSASLCancelled answers a "*" response (RFC 5034 §4).
-var errSASLCancelled = protoErr("authentication cancelled")
+var errSASLCancelled = &Error{Msg: "authentication cancelled"}
 
 // challenge sends a SASL challenge and reads the client's response.
 func (s *session) challenge(c []byte) ([]byte, error) {
@@ -168,6 +168,7 @@ func (s *session) challenge(c []byte) ([]byte, error) {
 	if err := s.flush(); err != nil {
 		return nil, errClose
 	}
+	s.conn.SetReadDeadline(earlier(s.cfg.Now().Add(s.cfg.IdleTimeout), s.deadline))
 	line, err := s.readLine(MaxSASLLine)
 	if errors.Is(err, errLineTooLong) {
 		return nil, protoErr("SASL response too long (%d octets at most)", MaxSASLLine)

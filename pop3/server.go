@@ -136,15 +136,17 @@ func (s *Server) accept(c net.Conn, implicitTLS bool) {
 	}
 
 	s.mu.Lock()
-	over := s.total >= s.cfg.MaxConns || s.perIP[ip] >= s.cfg.MaxConnsPerIP
-	if !over {
-		s.total++
-		s.perIP[ip]++
+	if s.shutting.Load() {
+		// Accepted just as Shutdown closed the listener: no new session,
+		// and no wg.Add racing with Shutdown's Wait.
+		s.mu.Unlock()
+		conn.Close()
+		return
 	}
+	over := s.total >= s.cfg.MaxConns || s.perIP[ip] >= s.cfg.MaxConnsPerIP
 	s.wg.Add(1)
-	s.mu.Unlock()
-
 	if over {
+		s.mu.Unlock()
 		logger.Warn("pop3 connection refused", "reason", "too many connections")
 		go func() {
 			defer s.wg.Done()
@@ -154,8 +156,9 @@ func (s *Server) accept(c net.Conn, implicitTLS bool) {
 		}()
 		return
 	}
+	s.total++
+	s.perIP[ip]++
 	sess := newSession(s, conn, ip, logger, implicitTLS)
-	s.mu.Lock()
 	s.sessions[sess] = struct{}{}
 	s.mu.Unlock()
 	go func() {
