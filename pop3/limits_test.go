@@ -1,6 +1,8 @@
 package pop3
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -353,4 +355,20 @@ func TestShutdown(t *testing.T) {
 	if _, err := net.Dial("tcp", e.addr); err == nil {
 		t.Fatal("listener still accepting after Shutdown")
 	}
+}
+
+// TestShutdownDeadline: a session busy in a SASL exchange is not idle;
+// when Shutdown's context ends, its connection is closed and Shutdown
+// reports the context's error.
+func TestShutdownDeadline(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	c := e.dial(t)
+	c.run([]step{{"", "+OK", nil}, {"AUTH PLAIN", "+ ", nil}})
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if err := e.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown = %v, want DeadlineExceeded", err)
+	}
+	c.closed()
 }
