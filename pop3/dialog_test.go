@@ -16,7 +16,6 @@ var msg1Lines = []string{"From: bob@example.com", "Subject: one", "", "Hello", "
 // because three mistakes close a session.
 func TestAuthorizationDialogs(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, nil)
 	cases := map[string][]step{
 		"greeting and CAPA": {
 			{"", "+OK pop.example.com POP3 server ready", nil},
@@ -110,7 +109,7 @@ func TestAuthorizationDialogs(t *testing.T) {
 	for name, steps := range cases {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			c := e.dial(t)
+			c := newEnv(t, nil).dial(t) // own mailbox lock per case
 			c.run(steps)
 		})
 	}
@@ -207,7 +206,6 @@ func TestTransactionBadArguments(t *testing.T) {
 		"auth cmds 2": {{"PASS x", "-ERR PASS not valid", nil}, {"AUTH PLAIN", "-ERR AUTH not valid", nil}},
 		"auth cmds 3": {{"APOP a b", "-ERR APOP not valid", nil}, {"RETR 1", "+OK", msg1Lines}},
 	}
-	e := newEnv(t, nil)
 	for name, steps := range cases {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -218,7 +216,6 @@ func TestTransactionBadArguments(t *testing.T) {
 			c.run([]step{{"QUIT", "+OK", nil}})
 		})
 	}
-	_ = e
 }
 
 // TestRawStuffing checks the exact bytes of a RETR: CRLF endings and
