@@ -255,6 +255,9 @@ func (s *session) login(user, password, method string) error {
 	case err != nil:
 		s.log.Info("pop3 login failed", "user", user, "ip", s.ip, "reason", "internal error")
 		return fmt.Errorf("authenticate %q: %w", user, err)
+	case canonical == "":
+		s.log.Info("pop3 login failed", "user", user, "ip", s.ip, "reason", "internal error")
+		return fmt.Errorf("authenticate %q: Authenticator returned no user name", user)
 	}
 	mb, err := s.srv.drop.Open(ctx, canonical)
 	if errors.Is(err, ErrMailboxInUse) {

@@ -78,7 +78,8 @@ type Config struct {
 	MaxConns, MaxConnsPerIP int
 	// Logger receives connection events; nil discards them.
 	Logger *slog.Logger
-	// Now is the clock used for deadlines and the APOP timestamp; nil: time.Now.
+	// Now is the clock used for deadlines and the APOP timestamp; nil:
+	// time.Now. It must follow real time, since it sets socket deadlines.
 	Now func() time.Time
 }
 
