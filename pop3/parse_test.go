@@ -45,7 +45,7 @@ func TestCheckUIDs(t *testing.T) {
 	}
 	for _, msgs := range invalid {
 		if err := checkUIDs(msgs); err == nil {
-			t.Errorf("checkUIDs(%q) accepted", msgs)
+			t.Errorf("checkUIDs(%+v) accepted", msgs)
 		}
 	}
 }
