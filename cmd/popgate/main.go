@@ -52,7 +52,22 @@ func commands() map[string]command {
 		}},
 		"config": {"print every configuration key with its documentation and value", configCommand},
 		"check":  {"validate the configuration and the files it names", checkCommand},
+		"serve":  {"run every listener until SIGINT or SIGTERM", serveCommand},
+		"user":   {"add|passwd|del|list: manage the users file", userCommand},
+		"access": {"list|get|put|del|dump|make|why: read and edit sendmail hash maps", accessRouter},
+		"grants": {"list|revoke|revoke-user: POP-before-SMTP grants of the running server", grantsCommand},
+		"queue":  {"list|flush|del: the running server's outbound queue", queueCommand},
+		"health": {"exit 0 when the running server answers", healthCommand},
 	}
+}
+
+// accessRouter sends `access why` to the server and every other access
+// subcommand to the map tool.
+func accessRouter(ctx context.Context, e *env, args []string) error {
+	if len(args) > 0 && args[0] == "why" {
+		return accessWhy(ctx, e, args[1:])
+	}
+	return accessCommand(ctx, e, args)
 }
 
 func main() {

@@ -1,0 +1,371 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/popgate/popgate/acl"
+	"github.com/popgate/popgate/acl/accessdb"
+	"github.com/popgate/popgate/auth"
+	"github.com/popgate/popgate/maildir"
+	"github.com/popgate/popgate/pop3"
+	"github.com/popgate/popgate/smtp"
+	"github.com/popgate/popgate/smtp/aliases"
+	"github.com/popgate/popgate/smtp/queue"
+	"github.com/spf13/afero"
+)
+
+// shutdownTimeout bounds the drain at SIGTERM: sessions still running
+// after it are cut (a POP3 session cut this way deletes nothing).
+const shutdownTimeout = 30 * time.Second
+
+// options are what the process gives assemble besides the configuration:
+// tests inject a clock and a logger, and read the bound addresses back.
+type options struct {
+	now    func() time.Time
+	logger *slog.Logger
+}
+
+// listener is one bound socket and the server loop that serves it.
+type listener struct {
+	name  string // configuration key, e.g. "pop3.listen"
+	ln    net.Listener
+	serve func(net.Listener) error
+}
+
+// services is everything `popgate serve` runs, built by assemble.
+type services struct {
+	cfg       *Config
+	logger    *slog.Logger
+	now       func() time.Time
+	authSvc   *auth.Service
+	store     *maildir.Store
+	grants    *acl.Grants
+	rules     *acl.Rules
+	policy    *acl.Policy
+	mirror    *acl.Mirror
+	queue     *queue.Queue
+	pop3      *pop3.Server
+	smtp      *smtp.Server
+	listeners []listener
+	control   *controlServer
+}
+
+// assemble builds every service from cfg and binds every listener; it is
+// the one place that knows how the packages fit together. On error,
+// whatever was bound is closed again.
+func assemble(cfg *Config, opt options) (_ *services, err error) {
+	now, logger := opt.now, opt.logger
+	if now == nil {
+		now = time.Now
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &services{cfg: cfg, logger: logger, now: now}
+	defer func() {
+		if err != nil {
+			s.closeListeners()
+			if s.queue != nil {
+				_ = s.queue.Close()
+			}
+			if s.grants != nil {
+				_ = s.grants.Close()
+			}
+		}
+	}()
+	fs := afero.NewOsFs()
+	for _, d := range []string{cfg.DataDir, filepath.Join(cfg.DataDir, "mail"), filepath.Join(cfg.DataDir, "state")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("data_dir: %w", err)
+		}
+	}
+	if err := ensureUsersFile(cfg); err != nil {
+		return nil, err
+	}
+	tlsConf, err := loadTLS(cfg, now(), logger)
+	if err != nil {
+		return nil, err
+	}
+
+	users, err := auth.NewUsers(fs, cfg.usersFile(), now, logger.With("part", "users"))
+	if err != nil {
+		return nil, err
+	}
+	s.authSvc = auth.NewService(users, auth.NewLimiter(auth.DefaultLimiterConfig(), now), logger.With("part", "auth"))
+	s.store = maildir.NewStore(fs, filepath.Join(cfg.DataDir, "mail"), maildir.Options{Hostname: cfg.Hostname, Now: now, Logger: logger.With("part", "maildir")})
+
+	localDomains := map[string]bool{}
+	for _, d := range cfg.Domains {
+		localDomains[strings.ToLower(strings.TrimSuffix(d, "."))] = true
+	}
+	isLocal := func(d string) bool { return localDomains[d] }
+	rcpts := &recipients{users: s.authSvc, isLocal: isLocal, logger: logger.With("part", "aliases")}
+	if cfg.Users.Aliases != "" {
+		if rcpts.aliases, err = loadAliases(cfg.Users.Aliases, logger); err != nil {
+			return nil, err
+		}
+	}
+
+	if cfg.Relay.AccessFile != "" {
+		if s.rules, err = acl.LoadRules(fs, cfg.Relay.AccessFile); err != nil {
+			return nil, err
+		}
+	}
+	s.grants, err = acl.NewGrants(acl.GrantsConfig{
+		TTL:        cfg.Relay.PopTTL.Duration,
+		NeverGrant: prefixes(cfg.Relay.NeverGrant),
+		StatePath:  filepath.Join(cfg.DataDir, "state", "grants"),
+		Fs:         fs,
+		Now:        now,
+		Logger:     logger.With("part", "grants"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.policy = acl.NewPolicy(acl.Config{
+		LocalDomains:    cfg.Domains,
+		TrustedNetworks: prefixes(cfg.Relay.TrustedNetworks),
+		Rules:           s.rules,
+		Grants:          s.grants,
+		Logger:          logger.With("part", "policy"),
+	})
+	if len(cfg.Relay.Mirror) > 0 {
+		w := mapWriter{formats: map[string]accessdb.Format{}, now: now}
+		var targets []acl.MirrorTarget
+		for _, m := range cfg.Relay.Mirror {
+			f, err := accessdb.ParseFormat(m.Format)
+			if err != nil {
+				return nil, fmt.Errorf("relay.mirror %s: %w", m.Path, err)
+			}
+			w.formats[m.Path] = f
+			targets = append(targets, acl.MirrorTarget{Path: m.Path, Flavor: m.Flavor})
+		}
+		s.mirror = acl.NewMirror(acl.MirrorConfig{Targets: targets, Rules: s.rules, Grants: s.grants,
+			Writer: w, Now: now, Logger: logger.With("part", "mirror")})
+	}
+
+	b := &bouncer{rcpts: rcpts, store: s.store, queue: func() *queue.Queue { return s.queue }, log: logger.With("part", "bounce")}
+	s.queue, err = queue.New(queue.Config{
+		Dir:       filepath.Join(cfg.DataDir, "queue"),
+		Fs:        fs,
+		Hostname:  cfg.Hostname,
+		Smarthost: cfg.Queue.Smarthost,
+		MinRetry:  cfg.Queue.MinRetry.Duration,
+		MaxAge:    cfg.Queue.MaxAge.Duration,
+		Now:       now,
+		Logger:    logger.With("part", "queue"),
+		Bouncer:   b,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	s.pop3 = pop3.NewServer(pop3.Config{
+		Hostname:           cfg.Hostname,
+		TLS:                tlsConf,
+		AllowPlaintextAuth: cfg.POP3.AllowPlaintextAuth,
+		EnableAPOP:         cfg.POP3.EnableAPOP,
+		PlainPassword: func(_ context.Context, user string) (string, bool, error) {
+			pw, ok := s.authSvc.PlainPassword(user)
+			return pw, ok, nil
+		},
+		IdleTimeout:   cfg.POP3.IdleTimeout.Duration,
+		MaxConns:      cfg.POP3.MaxConnections,
+		MaxConnsPerIP: cfg.POP3.MaxConnectionsIP,
+		Logger:        logger,
+		Now:           now,
+	}, popAuth{s.authSvc}, maildrop{s.store}, s.grants)
+
+	s.smtp, err = smtp.NewServer(smtp.Config{
+		Hostname:           cfg.Hostname,
+		LocalDomains:       cfg.Domains,
+		TLS:                tlsConf,
+		MaxMessageBytes:    cfg.SMTP.MaxMessageBytes,
+		MaxRecipients:      cfg.SMTP.MaxRecipients,
+		ReadTimeout:        cfg.SMTP.Timeout.Duration,
+		WriteTimeout:       cfg.SMTP.Timeout.Duration,
+		MaxConns:           cfg.SMTP.MaxConnections,
+		MaxConnsPerIP:      cfg.SMTP.MaxConnectionsIP,
+		AllowPlaintextAuth: cfg.SMTP.AllowPlaintextAuth,
+		ProxyNetworks:      prefixes(cfg.Relay.ProxyProtocol),
+		TempDir:            filepath.Join(cfg.DataDir, "state"),
+		Logger:             logger,
+		Now:                now,
+	}, smtp.Deps{
+		Policy:        smtpPolicy{s.policy},
+		Recipients:    rcpts,
+		Deliverer:     deliverer{s.store},
+		Spooler:       spooler{s.queue},
+		Authenticator: smtpAuth{s.authSvc},
+		SenderOwner:   rcpts,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.bind(tlsConf); err != nil {
+		return nil, err
+	}
+	s.control, err = listenControl(cfg.controlSocket(), s.controlHandlers(), logger.With("part", "control"))
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func loadAliases(path string, logger *slog.Logger) (*aliases.Map, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("users.aliases: %w", err)
+	}
+	defer f.Close()
+	m, err := aliases.Parse(f)
+	if err != nil {
+		return nil, fmt.Errorf("users.aliases %s: %w", path, err)
+	}
+	m.Logger = logger.With("part", "aliases")
+	m.ReadInclude = func(p string) (io.ReadCloser, error) { return os.Open(p) }
+	return m, nil
+}
+
+// bind opens every configured listener, so that a port in use is an error
+// at start, before anything is served.
+func (s *services) bind(tlsConf *tls.Config) error {
+	sets := []struct {
+		key   string
+		addrs []string
+		serve func(net.Listener) error
+	}{
+		{"pop3.listen", s.cfg.POP3.Listen, s.pop3.Serve},
+		{"pop3.listen_tls", s.cfg.POP3.ListenTLS, s.pop3.ServeTLS},
+		{"smtp.listen", s.cfg.SMTP.Listen, s.smtp.ServeMX},
+		{"smtp.submission", s.cfg.SMTP.Submission, s.smtp.ServeSubmission},
+		{"smtp.submissions", s.cfg.SMTP.Submissions, s.smtp.ServeSubmissions},
+	}
+	for _, set := range sets {
+		for _, addr := range set.addrs {
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return fmt.Errorf("%s: %w", set.key, err)
+			}
+			s.listeners = append(s.listeners, listener{name: set.key, ln: ln, serve: set.serve})
+		}
+	}
+	return nil
+}
+
+func (s *services) closeListeners() {
+	for _, l := range s.listeners {
+		l.ln.Close()
+	}
+	if s.control != nil {
+		s.control.close()
+	}
+}
+
+// addr returns the bound address of the first listener for key, for tests.
+func (s *services) addr(key string) string {
+	for _, l := range s.listeners {
+		if l.name == key {
+			return l.ln.Addr().String()
+		}
+	}
+	return ""
+}
+
+// run serves until ctx is done, then drains in order: stop accepting,
+// let sessions finish (bounded), stop the queue and the mirror, and write
+// the grants state.
+func (s *services) run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	go s.grants.Start(bg)
+	errc := make(chan error, len(s.listeners)+2)
+	for _, l := range s.listeners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := l.serve(l.ln); err != nil && !errors.Is(err, pop3.ErrServerClosed) &&
+				!errors.Is(err, smtp.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+				errc <- fmt.Errorf("%s %s: %w", l.name, l.ln.Addr(), err)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := s.queue.Run(bg); err != nil && !errors.Is(err, context.Canceled) {
+			errc <- fmt.Errorf("queue: %w", err)
+		}
+	}()
+	if s.mirror != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.mirror.Run(bg); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- fmt.Errorf("mirror: %w", err)
+			}
+		}()
+	}
+	go s.control.serve(bg)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		s.logger.Error("popgate stopping", "err", runErr)
+	}
+	s.logger.Info("popgate draining")
+	drain, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	_ = s.pop3.Shutdown(drain)
+	_ = s.smtp.Shutdown(drain)
+	s.control.close()
+	stopBG()
+	wg.Wait()
+	if err := s.queue.Close(); err != nil {
+		s.logger.Error("queue close", "err", err)
+	}
+	if err := s.grants.Close(); err != nil {
+		s.logger.Error("grants state not written", "err", err)
+	}
+	s.logger.Info("popgate stopped")
+	return runErr
+}
+
+// serveCommand runs every listener until SIGINT or SIGTERM.
+func serveCommand(ctx context.Context, e *env, args []string) error {
+	fs, path := newFlags("serve", e)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(e.stderr, cfg.Log)
+	s, err := assemble(cfg, options{logger: logger})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "popgate %s serving %s (data in %s)\n", version, strings.Join(cfg.Domains, ", "), cfg.DataDir)
+	for _, l := range s.listeners {
+		fmt.Fprintf(e.stdout, "  %-17s %s\n", l.name, l.ln.Addr())
+	}
+	fmt.Fprintf(e.stdout, "  control socket    %s\n", cfg.controlSocket())
+	return s.run(ctx)
+}
