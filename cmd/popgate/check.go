@@ -17,12 +17,28 @@ func newFlags(name string, e *env) (*flag.FlagSet, *string) {
 	return fs, cfg
 }
 
-// parseFlags parses args, turning flag errors into usage errors.
+// parseFlags parses args, turning flag errors into usage errors. Flags may
+// come before, between or after the positional arguments
+// (`popgate grants revoke 192.0.2.1 --config FILE`); "--" ends the flags.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return usagef("%v", err)
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return usagef("%v", err)
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			positional = append(positional, rest...)
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
 	}
-	return nil
+	// Leave the positional arguments in fs.Args().
+	return fs.Parse(append([]string{"--"}, positional...))
 }
 
 // configCommand prints the configuration in effect (the defaults when no

@@ -184,7 +184,8 @@ func assemble(cfg *Config, opt options) (_ *services, err error) {
 		MaxConns:      cfg.POP3.MaxConnections,
 		MaxConnsPerIP: cfg.POP3.MaxConnectionsIP,
 		Logger:        logger,
-		Now:           now,
+		// No injected clock: pop3 sets socket deadlines from its clock,
+		// and those must follow real time.
 	}, popAuth{s.authSvc}, maildrop{s.store}, s.grants)
 
 	s.smtp, err = smtp.NewServer(smtp.Config{
