@@ -69,6 +69,9 @@ func checkCommand(_ context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := checkFiles(cfg, e.stderr); err != nil {
+		return err
+	}
 	src := *path
 	if src == "" {
 		src = "embedded default"

@@ -200,3 +200,26 @@ func TestConfigDocIsCurrent(t *testing.T) {
 		t.Errorf("defaults do not round-trip through the documented file")
 	}
 }
+
+func TestCheckParsesNamedFiles(t *testing.T) {
+	cases := []struct {
+		name, key, content, want string
+	}{
+		{"users", "[users]\nfile", "alice@example.com:{PLAIN}x\nbroken line\n", "line 2"},
+		{"users-scheme", "[users]\nfile", "alice@example.com:{NOPE}x\n", "line 1"},
+		{"aliases", "[users]\naliases", "postmaster root\n", "line 1: missing ':'"},
+		{"access", "[relay]\naccess_file", "192.168.0 RELAY\nspamford.com MAYBE\n", "line 2"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			f := writeFile(t, dir, tc.name, tc.content)
+			p := writeFile(t, dir, "popgate.toml", "data_dir = \""+dir+"\"\n"+tc.key+" = \""+f+"\"\n")
+			var out, errb bytes.Buffer
+			code := run(context.Background(), &env{stdout: &out, stderr: &errb}, []string{"check", "--config", p})
+			if code != 1 || !strings.Contains(errb.String(), tc.want) || !strings.Contains(errb.String(), f) {
+				t.Errorf("exit %d, stderr %q; want 1 and %q naming %s", code, errb.String(), tc.want, f)
+			}
+		})
+	}
+}
