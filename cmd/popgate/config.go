@@ -335,7 +335,8 @@ func (c *Config) checkListeners(fail func(key, format string, args ...any) error
 			if port == "" {
 				return fail(l.key, "%q has no port", addr)
 			}
-			if other, dup := seen[addr]; dup {
+			// Port 0 asks the kernel for a free port: never a conflict.
+			if other, dup := seen[addr]; dup && port != "0" {
 				// Blame the key the file set: the other may be a default.
 				if pos[l.key] == 0 && pos[other] > 0 {
 					return fail(other, "%s is also used by %s", addr, l.key)
