@@ -30,8 +30,8 @@ func pairSize5(e *Entry) int { return 4 + itemSize5(len(e.Key)) + itemSize5(len(
 // compareKeys5 is the order libdb 5.3 keeps keys in on a sorted hash page,
 // measured with db5.3_load: bytes compare as with memcmp, but when one key
 // is a prefix of the other, an on-page key sorts after its longer
-// extensions (libdb's on-page comparison returns item length minus key
-// length) while an off-page key sorts before them (__db_moff). Put as
+// extensions (as if libdb's on-page comparison returned item length minus
+// key length) while an off-page key sorts before them (__db_moff). Put as
 // terminators: on-page keys end in a mark above every byte, off-page keys
 // in one below every byte. The one pair this order cannot serve, an on-page
 // key that is a prefix of an off-page key, is kept off the same page by

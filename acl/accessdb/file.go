@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -27,7 +28,7 @@ func ReadFile(path string) (*Map, error) {
 	}
 	m, err := Decode(data)
 	if err != nil {
-		return nil, fmt.Errorf("accessdb: %s: %w", path, err)
+		return nil, &pathError{op: "read", path: path, err: err}
 	}
 	return m, nil
 }
@@ -41,7 +42,7 @@ func ReadFile(path string) (*Map, error) {
 func WriteFile(path string, entries []Entry, f Format, now func() time.Time) error {
 	data, err := Encode(entries, f)
 	if err != nil {
-		return fmt.Errorf("accessdb: write %s: %w", path, err)
+		return &pathError{op: "write", path: path, err: err}
 	}
 	return withLockedFile(path, func(fh *os.File, _ []byte) ([]byte, error) { return data, nil }, now)
 }
@@ -98,7 +99,7 @@ func withLockedFile(path string, build func(fh *os.File, old []byte) ([]byte, er
 		if created {
 			os.Remove(path) // leave no empty map behind
 		}
-		return fmt.Errorf("accessdb: %s: %w", path, err)
+		return &pathError{op: "update", path: path, err: err}
 	}
 	if err := rewrite(fh, data); err != nil {
 		return fmt.Errorf("accessdb: write %s: %w", path, err)
@@ -160,3 +161,16 @@ func flock(f *os.File, how int) error {
 		}
 	}
 }
+
+// pathError names the file an accessdb error (corrupt map, duplicate key,
+// failed edit) happened in, without repeating the package prefix.
+type pathError struct {
+	op, path string
+	err      error
+}
+
+func (e *pathError) Error() string {
+	return fmt.Sprintf("accessdb: %s %s: %s", e.op, e.path, strings.TrimPrefix(e.err.Error(), "accessdb: "))
+}
+
+func (e *pathError) Unwrap() error { return e.err }

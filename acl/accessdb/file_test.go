@@ -195,3 +195,76 @@ func TestUpdate(t *testing.T) {
 		t.Error("Update rewrote a corrupt file")
 	}
 }
+
+// TestUpdateConcurrent: read-modify-write under the lock loses no update.
+func TestUpdateConcurrent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "access.db")
+	const n = 16
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			errs <- Update(path, Hash, time.Now, func(es []Entry) ([]Entry, error) {
+				return append(es, Entry{Key: []byte{'k', byte('a' + i)}, Value: []byte("RELAY")}), nil
+			})
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(m.Entries()); got != n {
+		t.Errorf("%d entries after %d concurrent updates", got, n)
+	}
+}
+
+// TestWriteFileWaitsForReaders: a reader's shared lock (as sendmail takes
+// it) holds the rewrite back until it is released.
+func TestWriteFileWaitsForReaders(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "access.db")
+	if err := WriteFile(path, []Entry{{Key: []byte("a"), Value: []byte("1")}}, Hash, time.Now); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	if err := syscall.Flock(int(reader.Fd()), syscall.LOCK_SH); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- WriteFile(path, []Entry{{Key: []byte("b"), Value: []byte("2")}}, Hash, time.Now)
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("WriteFile finished while a reader held LOCK_SH (err %v)", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	before, _ := os.ReadFile(path)
+	m, err := Decode(before)
+	if err != nil {
+		t.Fatalf("the map changed under a reader's lock: %v", err)
+	}
+	if _, ok := m.Get([]byte("a")); !ok {
+		t.Error("the map changed under a reader's lock")
+	}
+	if err := syscall.Flock(int(reader.Fd()), syscall.LOCK_UN); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	m, err = ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.Get([]byte("b")); !ok {
+		t.Error("the rewrite did not land after the reader let go")
+	}
+}

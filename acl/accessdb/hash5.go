@@ -58,7 +58,8 @@ func decode5(data []byte) (*Map, error) {
 	}
 	seen := make([]bool, int(h.lastPgno)+1)
 	seen[0] = true
-	var entries []Entry
+	// nelem is a hint libdb keeps; a pair takes at least 6 bytes on a page.
+	entries := make([]Entry, 0, min(int(h.bo.Uint32(data[metaNelem:])), len(data)/6))
 	for b := uint32(0); b <= h.maxBucket; b++ {
 		pg := h.bucketPage(b)
 		first := true

@@ -33,12 +33,12 @@ const accessUsage = `usage: popgate access list|dump FILE
 // accessdb's in-place, locked rewrite, so a running sendmail sees it.
 func accessCommand(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
-		return usagef("access: missing subcommand\n%s", accessUsage)
+		return usagef("missing subcommand\n%s", accessUsage)
 	}
 	sub, rest := args[0], args[1:]
 	want := map[string]int{"list": 1, "dump": 1, "get": 2, "put": 3, "del": 2}
 	if n, ok := want[sub]; ok && len(rest) != n {
-		return usagef("access %s: want %d argument(s), got %d\n%s", sub, n, len(rest), accessUsage)
+		return usagef("%s: want %d argument(s), got %d\n%s", sub, n, len(rest), accessUsage)
 	}
 	switch sub {
 	case "list", "dump":
@@ -76,7 +76,7 @@ func accessCommand(ctx context.Context, e *env, args []string) error {
 	case "make":
 		return accessMake(ctx, e, rest)
 	}
-	return usagef("access: unknown subcommand %q\n%s", sub, accessUsage)
+	return usagef("unknown subcommand %q\n%s", sub, accessUsage)
 }
 
 func accessGet(e *env, path, k string) error {
@@ -123,14 +123,14 @@ func accessMake(ctx context.Context, e *env, args []string) error {
 	fs.SetOutput(io.Discard)
 	formatName := fs.String("format", "hash", "hash or hash185")
 	if err := fs.Parse(args); err != nil {
-		return usagef("access make: %v\n%s", err, accessUsage)
+		return usagef("make: %v\n%s", err, accessUsage)
 	}
 	if fs.NArg() != 1 {
-		return usagef("access make: want FILE, got %d argument(s)\n%s", fs.NArg(), accessUsage)
+		return usagef("make: want FILE, got %d argument(s)\n%s", fs.NArg(), accessUsage)
 	}
 	format, err := accessdb.ParseFormat(*formatName)
 	if err != nil {
-		return usagef("access make: %v", err)
+		return usagef("make: %v", err)
 	}
 	path := fs.Arg(0)
 	// A batch job that allocates its whole input at once: collect garbage
