@@ -140,8 +140,9 @@ func (p *popMailbox) Commit(deleted []int) error {
 
 func (p *popMailbox) Close() error { return p.unlock() }
 
-// smtpPolicy asks acl.Policy and translates its decisions.
-type smtpPolicy struct{ p *acl.Policy }
+// smtpPolicy asks the acl.Policy in effect (reload swaps it) and
+// translates its decisions.
+type smtpPolicy struct{ policy func() *acl.Policy }
 
 var _ smtp.Policy = smtpPolicy{}
 
@@ -152,15 +153,15 @@ func (s smtpPolicy) request(c smtp.Client, from, rcpt string) acl.Request {
 }
 
 func (s smtpPolicy) CheckConnect(c smtp.Client) smtp.Verdict {
-	return verdict(s.p.CheckConnect(s.request(c, "", "")))
+	return verdict(s.policy().CheckConnect(s.request(c, "", "")))
 }
 
 func (s smtpPolicy) CheckFrom(c smtp.Client, from string) smtp.Verdict {
-	return verdict(s.p.CheckFrom(s.request(c, from, "")))
+	return verdict(s.policy().CheckFrom(s.request(c, from, "")))
 }
 
 func (s smtpPolicy) CheckRcpt(c smtp.Client, from, rcpt string) smtp.Verdict {
-	return verdict(s.p.CheckRcpt(s.request(c, from, rcpt)))
+	return verdict(s.policy().CheckRcpt(s.request(c, from, rcpt)))
 }
 
 func verdict(d acl.Decision) smtp.Verdict {
@@ -187,7 +188,7 @@ func verdict(d acl.Decision) smtp.Verdict {
 // sender to give them here); they are logged and skipped.
 type recipients struct {
 	users   *auth.Service
-	aliases *aliases.Map // may be nil
+	aliases func() *aliases.Map // the map in effect (reload swaps it); nil: none
 	isLocal func(domain string) bool
 	logger  *slog.Logger
 }
@@ -199,9 +200,9 @@ func (r *recipients) Resolve(_ context.Context, addr string) ([]string, error) {
 	// them), so the local part is folded here too.
 	addr = strings.ToLower(addr)
 	addrs := []string{addr}
-	if r.aliases != nil {
+	if m := r.aliases(); m != nil {
 		var err error
-		if addrs, err = r.aliases.Expand(addr, r.isLocal); err != nil {
+		if addrs, err = m.Expand(addr, r.isLocal); err != nil {
 			r.logger.Warn("aliases expansion failed", "rcpt", addr, "err", err)
 			return nil, fmt.Errorf("%w: %w", smtp.ErrNoSuchUser, err)
 		}
@@ -230,10 +231,11 @@ func (r *recipients) MayUse(authUser, from string) bool {
 		return true
 	}
 	_, domain, _ := strings.Cut(from, "@")
-	if r.aliases == nil || !r.isLocal(domain) {
+	m := r.aliases()
+	if m == nil || !r.isLocal(domain) {
 		return false
 	}
-	boxes, err := r.aliases.Expand(from, r.isLocal)
+	boxes, err := m.Expand(from, r.isLocal)
 	if err != nil {
 		return false
 	}

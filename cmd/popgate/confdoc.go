@@ -50,15 +50,25 @@ func docStruct(b *bytes.Buffer, v reflect.Value, prefix string) error {
 			}
 		case isTableArray(f.Type):
 			b.WriteString("\n")
-			comment(b, f.Tag.Get("doc")+" Zero or more; an example:")
-			var ex bytes.Buffer
-			fmt.Fprintf(&ex, "[[%s]]\n", name)
-			elem := reflect.New(f.Type.Elem()).Elem()
-			if err := docStruct(&ex, exampleOf(elem), name+"."); err != nil {
-				return err
+			if fv.Len() == 0 {
+				comment(b, f.Tag.Get("doc")+" Zero or more; an example:")
+				var ex bytes.Buffer
+				fmt.Fprintf(&ex, "[[%s]]\n", name)
+				elem := reflect.New(f.Type.Elem()).Elem()
+				if err := docStruct(&ex, exampleOf(elem), name+"."); err != nil {
+					return err
+				}
+				for _, l := range strings.Split(strings.TrimRight(ex.String(), "\n"), "\n") {
+					b.WriteString("# " + l + "\n")
+				}
+				continue
 			}
-			for _, l := range strings.Split(strings.TrimRight(ex.String(), "\n"), "\n") {
-				b.WriteString("# " + l + "\n")
+			comment(b, f.Tag.Get("doc"))
+			for j := 0; j < fv.Len(); j++ {
+				fmt.Fprintf(b, "[[%s]]\n", name)
+				if err := docStruct(b, fv.Index(j), name+"."); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -94,6 +104,9 @@ func tomlValue(v any) (string, error) {
 		return "", err
 	}
 	_, val, _ := strings.Cut(strings.TrimSpace(b.String()), " = ")
+	if val == "" && reflect.ValueOf(v).Kind() == reflect.Slice {
+		val = "[]" // the encoder writes nothing for a nil slice
+	}
 	return val, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -45,6 +46,7 @@ type testServer struct {
 	*services
 	cancel context.CancelFunc
 	done   chan error
+	reload chan os.Signal
 }
 
 func startServer(t *testing.T, cfg *Config, clock *fakeClock) *testServer {
@@ -54,8 +56,8 @@ func startServer(t *testing.T, cfg *Config, clock *fakeClock) *testServer {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ts := &testServer{services: s, cancel: cancel, done: make(chan error, 1)}
-	go func() { ts.done <- s.run(ctx) }()
+	ts := &testServer{services: s, cancel: cancel, done: make(chan error, 1), reload: make(chan os.Signal, 1)}
+	go func() { ts.done <- s.run(ctx, ts.reload) }()
 	t.Cleanup(ts.stop)
 	return ts
 }
@@ -395,3 +397,77 @@ func testLogOut() io.Writer {
 	}
 	return io.Discard
 }
+
+// TestReloadSwapsRulesKeepsGrants changes the access file under a running
+// server: SIGHUP applies it, keeps live grants, and a broken file is
+// rejected while the old rules stay in force.
+func TestReloadSwapsRulesKeepsGrants(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	access := filepath.Join(dir, "access")
+	writeFile(t, dir, "access", "Connect:127.0.0.6 RELAY\n")
+	cfg.Relay.AccessFile = access
+	cfgPath := filepath.Join(dir, "popgate.toml")
+	var b strings.Builder
+	if err := writeConfigDoc(&b, cfg); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "popgate.toml", b.String())
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := assemble(cfg, options{now: time.Now, logger: slog.New(slog.NewTextHandler(testLogOut(), nil)), configPath: cfgPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	hup := make(chan os.Signal, 1)
+	done := make(chan error, 1)
+	go func() { done <- s.run(ctx, hup) }()
+	defer func() { cancel(); <-done }()
+	mx := s.addr("smtp.listen")
+	reload := func() { hup <- syscallHUP }
+
+	popLogin(t, "127.0.0.2", s.addr("pop3.listen"), "bob@example.com", "bob-password")
+	if got := trySend(t, "127.0.0.6", mx, "x@example.com", "far@remote.example"); !strings.HasPrefix(got, "250") {
+		t.Fatalf("relay by static rule: %q", got)
+	}
+	waitFor(t, "static rule in the mirror", func() bool {
+		return mapValue(t, cfg.Relay.Mirror[0].Path, "connect:127.0.0.6") == "RELAY"
+	})
+
+	before := s.relay.Load()
+	writeFile(t, dir, "access", "Connect:127.0.0.7 RELAY\n")
+	reload()
+	waitFor(t, "the reload", func() bool { return s.relay.Load() != before })
+	if got := trySend(t, "127.0.0.6", mx, "x@example.com", "far@remote.example"); !strings.HasPrefix(got, "554 5.7.1") {
+		t.Fatalf("removed rule still relays: %q", got)
+	}
+	if got := trySend(t, "127.0.0.7", mx, "x@example.com", "far@remote.example"); !strings.HasPrefix(got, "250") {
+		t.Fatalf("new rule does not relay: %q", got)
+	}
+	if got := trySend(t, "127.0.0.2", mx, "bob@example.com", "far@remote.example"); !strings.HasPrefix(got, "250") {
+		t.Fatalf("POP grant lost in reload: %q", got)
+	}
+	waitFor(t, "mirror rewritten with the new rules", func() bool {
+		return mapValue(t, cfg.Relay.Mirror[0].Path, "connect:127.0.0.7") == "RELAY" &&
+			mapValue(t, cfg.Relay.Mirror[0].Path, "connect:127.0.0.6") == "" &&
+			mapValue(t, cfg.Relay.Mirror[0].Path, "connect:127.0.0.2") == "RELAY"
+	})
+
+	// A broken access file: the reload is rejected, the rules stay.
+	current := s.relay.Load()
+	writeFile(t, dir, "access", "Connect:127.0.0.7 PERHAPS\n")
+	if err := s.reload(); err == nil || !strings.Contains(err.Error(), "line 1") {
+		t.Errorf("broken access file: reload err = %v, want the line named", err)
+	}
+	if s.relay.Load() != current {
+		t.Error("a rejected reload replaced the running rules")
+	}
+	if got := trySend(t, "127.0.0.7", mx, "x@example.com", "far@remote.example"); !strings.HasPrefix(got, "250") {
+		t.Fatalf("rules lost after a rejected reload: %q", got)
+	}
+}
+
+var syscallHUP os.Signal = syscall.SIGHUP

@@ -62,7 +62,7 @@ func (s *services) controlHandlers() map[string]controlHandler {
 			if len(args) != 3 {
 				return nil, errors.New("access why takes IP, sender and recipient")
 			}
-			return why(s.policy, args[0], args[1], args[2])
+			return why(s.relay.Load().policy, args[0], args[1], args[2])
 		},
 	}
 }

@@ -9,13 +9,15 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/popgate/popgate/acl"
-	"github.com/popgate/popgate/acl/accessdb"
 	"github.com/popgate/popgate/auth"
 	"github.com/popgate/popgate/maildir"
 	"github.com/popgate/popgate/pop3"
@@ -32,8 +34,9 @@ const shutdownTimeout = 30 * time.Second
 // options are what the process gives assemble besides the configuration:
 // tests inject a clock and a logger, and read the bound addresses back.
 type options struct {
-	now    func() time.Time
-	logger *slog.Logger
+	now        func() time.Time
+	logger     *slog.Logger
+	configPath string // re-read on SIGHUP; "" is the embedded default
 }
 
 // listener is one bound socket and the server loop that serves it.
@@ -45,20 +48,19 @@ type listener struct {
 
 // services is everything `popgate serve` runs, built by assemble.
 type services struct {
-	cfg       *Config
-	logger    *slog.Logger
-	now       func() time.Time
-	authSvc   *auth.Service
-	store     *maildir.Store
-	grants    *acl.Grants
-	rules     *acl.Rules
-	policy    *acl.Policy
-	mirror    *acl.Mirror
-	queue     *queue.Queue
-	pop3      *pop3.Server
-	smtp      *smtp.Server
-	listeners []listener
-	control   *controlServer
+	cfg        *Config
+	configPath string
+	logger     *slog.Logger
+	now        func() time.Time
+	authSvc    *auth.Service
+	store      *maildir.Store
+	grants     *acl.Grants
+	relay      atomic.Pointer[relayState] // swapped by reload
+	queue      *queue.Queue
+	pop3       *pop3.Server
+	smtp       *smtp.Server
+	listeners  []listener
+	control    *controlServer
 }
 
 // assemble builds every service from cfg and binds every listener; it is
@@ -72,7 +74,7 @@ func assemble(cfg *Config, opt options) (_ *services, err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &services{cfg: cfg, logger: logger, now: now}
+	s := &services{cfg: cfg, logger: logger, now: now, configPath: opt.configPath}
 	defer func() {
 		if err != nil {
 			s.closeListeners()
@@ -110,18 +112,6 @@ func assemble(cfg *Config, opt options) (_ *services, err error) {
 		localDomains[strings.ToLower(strings.TrimSuffix(d, "."))] = true
 	}
 	isLocal := func(d string) bool { return localDomains[d] }
-	rcpts := &recipients{users: s.authSvc, isLocal: isLocal, logger: logger.With("part", "aliases")}
-	if cfg.Users.Aliases != "" {
-		if rcpts.aliases, err = loadAliases(cfg.Users.Aliases, logger); err != nil {
-			return nil, err
-		}
-	}
-
-	if cfg.Relay.AccessFile != "" {
-		if s.rules, err = acl.LoadRules(fs, cfg.Relay.AccessFile); err != nil {
-			return nil, err
-		}
-	}
 	s.grants, err = acl.NewGrants(acl.GrantsConfig{
 		TTL:        cfg.Relay.PopTTL.Duration,
 		NeverGrant: prefixes(cfg.Relay.NeverGrant),
@@ -133,27 +123,12 @@ func assemble(cfg *Config, opt options) (_ *services, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.policy = acl.NewPolicy(acl.Config{
-		LocalDomains:    cfg.Domains,
-		TrustedNetworks: prefixes(cfg.Relay.TrustedNetworks),
-		Rules:           s.rules,
-		Grants:          s.grants,
-		Logger:          logger.With("part", "policy"),
-	})
-	if len(cfg.Relay.Mirror) > 0 {
-		w := mapWriter{formats: map[string]accessdb.Format{}, now: now}
-		var targets []acl.MirrorTarget
-		for _, m := range cfg.Relay.Mirror {
-			f, err := accessdb.ParseFormat(m.Format)
-			if err != nil {
-				return nil, fmt.Errorf("relay.mirror %s: %w", m.Path, err)
-			}
-			w.formats[m.Path] = f
-			targets = append(targets, acl.MirrorTarget{Path: m.Path, Flavor: m.Flavor})
-		}
-		s.mirror = acl.NewMirror(acl.MirrorConfig{Targets: targets, Rules: s.rules, Grants: s.grants,
-			Writer: w, Now: now, Logger: logger.With("part", "mirror")})
+	rs, err := s.buildRelay(cfg)
+	if err != nil {
+		return nil, err
 	}
+	s.relay.Store(rs)
+	rcpts := &recipients{users: s.authSvc, aliases: func() *aliases.Map { return s.relay.Load().aliases }, isLocal: isLocal, logger: logger.With("part", "aliases")}
 
 	b := &bouncer{rcpts: rcpts, store: s.store, queue: func() *queue.Queue { return s.queue }, log: logger.With("part", "bounce")}
 	s.queue, err = queue.New(queue.Config{
@@ -204,7 +179,7 @@ func assemble(cfg *Config, opt options) (_ *services, err error) {
 		Logger:             logger,
 		Now:                now,
 	}, smtp.Deps{
-		Policy:        smtpPolicy{s.policy},
+		Policy:        smtpPolicy{func() *acl.Policy { return s.relay.Load().policy }},
 		Recipients:    rcpts,
 		Deliverer:     deliverer{s.store},
 		Spooler:       spooler{s.queue},
@@ -287,7 +262,7 @@ func (s *services) addr(key string) string {
 // run serves until ctx is done, then drains in order: stop accepting,
 // let sessions finish (bounded), stop the queue and the mirror, and write
 // the grants state.
-func (s *services) run(ctx context.Context) error {
+func (s *services) run(ctx context.Context, reload <-chan os.Signal) error {
 	var wg sync.WaitGroup
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
@@ -310,22 +285,26 @@ func (s *services) run(ctx context.Context) error {
 			errc <- fmt.Errorf("queue: %w", err)
 		}
 	}()
-	if s.mirror != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.mirror.Run(bg); err != nil && !errors.Is(err, context.Canceled) {
-				errc <- fmt.Errorf("mirror: %w", err)
-			}
-		}()
-	}
+	mirrors := s.startMirror(bg, s.relay.Load(), nil)
 	go s.control.serve(bg)
 
 	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-errc:
-		s.logger.Error("popgate stopping", "err", runErr)
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case runErr = <-errc:
+			s.logger.Error("popgate stopping", "err", runErr)
+			break loop
+		case <-reload:
+			if err := s.reload(); err != nil {
+				s.logger.Error("reload rejected, the running configuration stays", "err", err)
+				continue
+			}
+			mirrors = s.startMirror(bg, s.relay.Load(), mirrors)
+			s.logger.Info("reload done")
+		}
 	}
 	s.logger.Info("popgate draining")
 	drain, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
@@ -335,6 +314,7 @@ func (s *services) run(ctx context.Context) error {
 	s.control.close()
 	stopBG()
 	wg.Wait()
+	mirrors.wait()
 	if err := s.queue.Close(); err != nil {
 		s.logger.Error("queue close", "err", err)
 	}
@@ -359,7 +339,7 @@ func serveCommand(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	logger := newLogger(e.stderr, cfg.Log)
-	s, err := assemble(cfg, options{logger: logger})
+	s, err := assemble(cfg, options{logger: logger, configPath: *path})
 	if err != nil {
 		return err
 	}
@@ -368,5 +348,8 @@ func serveCommand(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "  %-17s %s\n", l.name, l.ln.Addr())
 	}
 	fmt.Fprintf(e.stdout, "  control socket    %s\n", cfg.controlSocket())
-	return s.run(ctx)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	return s.run(ctx, hup)
 }
