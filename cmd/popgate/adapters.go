@@ -141,8 +141,12 @@ func (p *popMailbox) Commit(deleted []int) error {
 func (p *popMailbox) Close() error { return p.unlock() }
 
 // smtpPolicy asks the acl.Policy in effect (reload swaps it) and
-// translates its decisions.
-type smtpPolicy struct{ policy func() *acl.Policy }
+// translates its decisions. Recipients relayed because of a POP3 grant
+// are counted for `popgate report`.
+type smtpPolicy struct {
+	policy func() *acl.Policy
+	report *relayReport
+}
 
 var _ smtp.Policy = smtpPolicy{}
 
@@ -161,7 +165,11 @@ func (s smtpPolicy) CheckFrom(c smtp.Client, from string) smtp.Verdict {
 }
 
 func (s smtpPolicy) CheckRcpt(c smtp.Client, from, rcpt string) smtp.Verdict {
-	return verdict(s.policy().CheckRcpt(s.request(c, from, rcpt)))
+	d := s.policy().CheckRcpt(s.request(c, from, rcpt))
+	if d.Action == acl.Relay && d.GrantUser != "" && s.report != nil {
+		s.report.relayed(d.GrantUser)
+	}
+	return verdict(d)
 }
 
 func verdict(d acl.Decision) smtp.Verdict {

@@ -58,6 +58,7 @@ func commands() map[string]command {
 		"grants": {"list|revoke|revoke-user: POP-before-SMTP grants of the running server", grantsCommand},
 		"queue":  {"list|flush|del: the running server's outbound queue", queueCommand},
 		"health": {"exit 0 when the running server answers", healthCommand},
+		"report": {"users who relayed thanks to a POP3 login (move them to SMTP AUTH)", reportCommand},
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -57,6 +58,17 @@ func (s *services) controlHandlers() map[string]controlHandler {
 				return nil, errors.New("queue del takes one message id")
 			}
 			return nil, s.queue.Delete(args[0])
+		},
+		"report": func(_ context.Context, args []string) (any, error) {
+			days := 30
+			if len(args) == 1 {
+				n, err := strconv.Atoi(args[0])
+				if err != nil || n < 1 {
+					return nil, fmt.Errorf("bad number of days %q", args[0])
+				}
+				days = n
+			}
+			return s.report.summary(days), nil
 		},
 		"access.why": func(_ context.Context, args []string) (any, error) {
 			if len(args) != 3 {

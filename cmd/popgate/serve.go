@@ -56,6 +56,7 @@ type services struct {
 	store      *maildir.Store
 	grants     *acl.Grants
 	relay      atomic.Pointer[relayState] // swapped by reload
+	report     *relayReport
 	queue      *queue.Queue
 	pop3       *pop3.Server
 	smtp       *smtp.Server
@@ -123,6 +124,7 @@ func assemble(cfg *Config, opt options) (_ *services, err error) {
 	if err != nil {
 		return nil, err
 	}
+	s.report = newRelayReport(filepath.Join(cfg.DataDir, "state", "relay-report.json"), now, logger.With("part", "report"))
 	rs, err := s.buildRelay(cfg)
 	if err != nil {
 		return nil, err
@@ -179,7 +181,7 @@ func assemble(cfg *Config, opt options) (_ *services, err error) {
 		Logger:             logger,
 		Now:                now,
 	}, smtp.Deps{
-		Policy:        smtpPolicy{func() *acl.Policy { return s.relay.Load().policy }},
+		Policy:        smtpPolicy{policy: func() *acl.Policy { return s.relay.Load().policy }, report: s.report},
 		Recipients:    rcpts,
 		Deliverer:     deliverer{s.store},
 		Spooler:       spooler{s.queue},
@@ -286,6 +288,11 @@ func (s *services) run(ctx context.Context, reload <-chan os.Signal) error {
 		}
 	}()
 	mirrors := s.startMirror(bg, s.relay.Load(), nil)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.report.run(bg)
+	}()
 	go s.control.serve(bg)
 
 	var runErr error
