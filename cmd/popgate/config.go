@@ -60,7 +60,7 @@ type POP3Config struct {
 	AllowPlaintextAuth bool     `toml:"allow_plaintext_auth" doc:"Allow USER/PASS and AUTH before STLS from non-loopback clients. Loopback is always allowed."`
 	IdleTimeout        Duration `toml:"idle_timeout" doc:"Close a session idle this long; nothing is deleted. RFC 1939 section 3 asks for at least 10 minutes."`
 	MaxConnections     int      `toml:"max_connections" doc:"Concurrent POP3 sessions in total."`
-	MaxConnectionsIP   int      `toml:"max_connections_per_ip" doc:"Concurrent POP3 sessions from one client address."`
+	MaxConnectionsIP   int      `toml:"max_connections_per_ip" doc:"Concurrent POP3 sessions from one client address (an office behind NAT is one address)."`
 	EnableAPOP         bool     `toml:"enable_apop" doc:"Offer APOP to users whose password is stored {PLAIN}. Off by default."`
 }
 
@@ -126,11 +126,13 @@ func defaultConfig() *Config {
 		DataDir:  "./popgate-data",
 		Log:      LogConfig{Format: "text", Level: "info"},
 		POP3: POP3Config{
-			Listen:           []string{"127.0.0.1:1110"},
-			ListenTLS:        []string{},
-			IdleTimeout:      Duration{10 * time.Minute},
-			MaxConnections:   1000,
-			MaxConnectionsIP: 20,
+			Listen:         []string{"127.0.0.1:1110"},
+			ListenTLS:      []string{},
+			IdleTimeout:    Duration{10 * time.Minute},
+			MaxConnections: 1000,
+			// A small office behind NAT shares one address: every mail
+			// client of the office counts against this cap.
+			MaxConnectionsIP: 100,
 		},
 		SMTP: SMTPConfig{
 			Listen:           []string{"127.0.0.1:2525"},
@@ -139,7 +141,7 @@ func defaultConfig() *Config {
 			MaxMessageBytes:  26214400,
 			MaxRecipients:    100,
 			MaxConnections:   500,
-			MaxConnectionsIP: 20,
+			MaxConnectionsIP: 50, // Postfix's smtpd_client_connection_count_limit
 			Timeout:          Duration{5 * time.Minute},
 		},
 		Relay: RelayConfig{
