@@ -69,7 +69,9 @@ func (s *Server) Serve(l net.Listener) error {
 }
 
 // ServeTLS accepts implicit-TLS connections (RFC 8314, port 995) on l.
-// Config.TLS must be set.
+// Config.TLS must be set. Each accepted connection is wrapped with
+// tls.Server after its client address is taken, so a PROXY-protocol
+// listener's ClientAddr still counts.
 func (s *Server) ServeTLS(l net.Listener) error {
 	if s.cfg.TLS == nil {
 		return errors.New("pop3: ServeTLS needs Config.TLS")
