@@ -3,8 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"syscall"
 )
@@ -100,4 +102,85 @@ func groupNameOr(name string, gid int) string {
 		return name
 	}
 	return strconv.Itoa(gid)
+}
+
+// handOverDataDir gives userName:groupName what a root-started popgate
+// created in data_dir before dropping privileges: data_dir itself, its
+// mail, queue, state and tls directories, and the files directly in state
+// and tls (grants, control socket, self-signed certificate) and the users
+// file when it lives in data_dir. It does not descend into mail or queue:
+// what is in them was written by the unprivileged process already. Symbolic
+// links are never followed or changed, so a link planted in data_dir cannot
+// hand over a file elsewhere. A users file outside data_dir is not changed,
+// but it must be readable by the user, since it is re-read when it changes.
+// Call it after assemble and before dropPrivileges.
+func handOverDataDir(cfg *Config, userName, groupName string) error {
+	uid, gid, err := lookupIDs(userName, groupName)
+	if err != nil {
+		return err
+	}
+	paths := []string{cfg.DataDir}
+	for _, sub := range []string{"mail", "queue", "state", "tls"} {
+		dir := filepath.Join(cfg.DataDir, sub)
+		paths = append(paths, dir)
+		if sub != "state" && sub != "tls" {
+			continue
+		}
+		entries, err := os.ReadDir(dir)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("privilege drop: %w", err)
+		}
+		for _, e := range entries {
+			paths = append(paths, filepath.Join(dir, e.Name()))
+		}
+	}
+	users := cfg.usersFile()
+	if inside(cfg.DataDir, users) {
+		paths = append(paths, users)
+	} else if err := readableBy(users, uid, gid); err != nil {
+		return fmt.Errorf("privilege drop: users.file: %w", err)
+	}
+	for _, p := range paths {
+		st, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("privilege drop: %w", err)
+		}
+		if st.Mode()&fs.ModeSymlink != 0 {
+			continue
+		}
+		if err := os.Lchown(p, uid, gid); err != nil {
+			return fmt.Errorf("privilege drop: hand %s to %d:%d: %w", p, uid, gid, err)
+		}
+	}
+	return nil
+}
+
+// inside reports whether path is dir or below it (lexically).
+func inside(dir, path string) bool {
+	rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(path))
+	return err == nil && rel != ".." && !filepath.IsAbs(rel) && (len(rel) < 3 || rel[:3] != ".."+string(filepath.Separator))
+}
+
+// readableBy reports, from its mode bits, whether uid with the one group
+// gid may read path.
+func readableBy(path string, uid, gid int) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil // not a Unix stat: cannot tell, let the server find out
+	}
+	mode := st.Mode().Perm()
+	switch {
+	case int(sys.Uid) == uid && mode&0o400 != 0,
+		int(sys.Uid) != uid && int(sys.Gid) == gid && mode&0o040 != 0,
+		int(sys.Uid) != uid && int(sys.Gid) != gid && mode&0o004 != 0:
+		return nil
+	}
+	return fmt.Errorf("%s (owner %d:%d, mode %v) is not readable by %d:%d", path, sys.Uid, sys.Gid, mode, uid, gid)
 }

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 )
@@ -161,6 +165,144 @@ func TestPrivDropLookup(t *testing.T) {
 		uid, gid, err := lookupIDs(tc.user, tc.group)
 		if err != nil || uid != tc.uid || gid != tc.gid {
 			t.Errorf("lookupIDs(%q, %q) = %d, %d, %v; want %d, %d", tc.user, tc.group, uid, gid, err, tc.uid, tc.gid)
+		}
+	}
+}
+
+// privdropServerEnv names the data directory of the re-executed server.
+const privdropServerEnv = "POPGATE_PRIVDROP_SERVER_DIR"
+
+// TestPrivDropServer re-executes the test binary as root to run a whole
+// popgate the way `serve` does with process.user: assemble as root with
+// POP3 on a port below 1024, hand data_dir over, drop to nobody, then
+// serve. Logins, grants, relaying into the queue, local delivery into
+// the maildir and the grants state at shutdown must all work as nobody.
+func TestPrivDropServer(t *testing.T) {
+	if dir := os.Getenv(privdropServerEnv); dir != "" {
+		privdropServerChild(t, dir)
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("privilege drop needs root: run as root (CI does) to exercise it")
+	}
+	base := t.TempDir()
+	dir := filepath.Join(base, "data")
+	// nobody must be able to reach data_dir through the test's directories.
+	for _, d := range []string{filepath.Dir(base), base} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPrivDropServer$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), privdropServerEnv+"="+dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "privdrop-server: served as 65534:65534") {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	// What the server wrote after the drop belongs to nobody.
+	for _, p := range []string{"state/grants", "access.db", "mail/example.com/alice/new", "queue"} {
+		st, err := os.Stat(filepath.Join(dir, p))
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+			continue
+		}
+		if uid := st.Sys().(*syscall.Stat_t).Uid; uid != 65534 {
+			t.Errorf("%s is owned by %d, want nobody", p, uid)
+		}
+	}
+}
+
+func privdropServerChild(t *testing.T, dir string) {
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ln, port := listenLowPort(0)
+	if ln == nil {
+		t.Fatal("no free port below 1024")
+	}
+	ln.Close()
+	cfg := testConfig(t, dir)
+	cfg.POP3.Listen = []string{fmt.Sprintf("127.0.0.1:%d", port)}
+	var logs bytes.Buffer
+	s, err := assemble(cfg, options{logger: slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := handOverDataDir(cfg, "nobody", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := dropPrivileges("nobody", ""); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.run(ctx) }()
+	pop, mx := s.addr("pop3.listen"), s.addr("smtp.listen")
+	popLogin(t, "127.0.0.2", pop, "alice@example.com", "alice's secret")
+	if got := trySend(t, "127.0.0.2", mx, "alice@example.com", "friend@remote.example"); !strings.HasPrefix(got, "250") {
+		t.Fatalf("relay after login: %q", got)
+	}
+	if got := trySend(t, "127.0.0.4", mx, "x@remote.example", "alice@example.com"); !strings.HasPrefix(got, "250") {
+		t.Fatalf("local delivery: %q", got)
+	}
+	waitFor(t, "the mirror", func() bool { return mapValue(t, cfg.Relay.Mirror[0].Path, "connect:127.0.0.2") == "RELAY" })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Fatalf("errors after the drop:\n%s", logs.String())
+	}
+	if entries, err := os.ReadDir(filepath.Join(dir, "mail", "example.com", "alice", "new")); err != nil || len(entries) != 1 {
+		t.Fatalf("maildir: %v %v", entries, err)
+	}
+	fmt.Printf("privdrop-server: served as %d:%d\n", os.Geteuid(), os.Getegid())
+}
+
+// syncWriter serialises writes from the server's goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(p)
+}
+
+// TestPrivDropHandOverChecks covers handOverDataDir's refusals without
+// changing any owner: an unknown user, and a users file outside data_dir
+// that the user could not read.
+func TestPrivDropHandOverChecks(t *testing.T) {
+	dir := t.TempDir()
+	cfg := defaultConfig()
+	cfg.DataDir = filepath.Join(dir, "data")
+	if err := handOverDataDir(cfg, "no-such-user-popgate", ""); err == nil || !strings.Contains(err.Error(), "unknown user") {
+		t.Errorf("unknown user: %v", err)
+	}
+	users := filepath.Join(dir, "users")
+	if err := os.WriteFile(users, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Users.File = users
+	if err := handOverDataDir(cfg, "nobody", ""); err == nil || !strings.Contains(err.Error(), "is not readable by 65534:65534") {
+		t.Errorf("unreadable users file: %v", err)
+	}
+	for _, tc := range []struct {
+		dir, path string
+		in        bool
+	}{
+		{"/var/lib/popgate", "/var/lib/popgate/users", true},
+		{"/var/lib/popgate", "/var/lib/popgate", true},
+		{"/var/lib/popgate", "/var/lib/popgate/../users", false},
+		{"/var/lib/popgate", "/var/lib/popgate2/users", false},
+		{"/var/lib/popgate", "/etc/popgate/users", false},
+		{"./data", "data/users", true},
+		{"/var/lib/popgate", "/var/lib/popgate/..users", true},
+	} {
+		if got := inside(tc.dir, tc.path); got != tc.in {
+			t.Errorf("inside(%q, %q) = %v", tc.dir, tc.path, got)
 		}
 	}
 }
