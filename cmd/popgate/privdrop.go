@@ -108,7 +108,7 @@ func groupNameOr(name string, gid int) string {
 // created in data_dir before dropping privileges: data_dir itself, its
 // mail, queue, state and tls directories, and the files directly in state
 // and tls (grants, control socket, self-signed certificate) and the users
-// file when it lives in data_dir. It does not descend into mail or queue:
+// file (with its .lock) when it lives in data_dir. It does not descend into mail or queue:
 // what is in them was written by the unprivileged process already. Symbolic
 // links are never followed or changed, so a link planted in data_dir cannot
 // hand over a file elsewhere. A users file outside data_dir is not changed,
@@ -136,7 +136,9 @@ func handOverDataDir(cfg *Config, userName, groupName string) error {
 	}
 	users := cfg.usersFile()
 	if inside(cfg.DataDir, users) {
-		paths = append(paths, users)
+		// With the lock `popgate user` takes beside it (auth's edit lock),
+		// so the user may edit it as well.
+		paths = append(paths, users, users+".lock")
 	} else if err := readableBy(users, uid, gid); err != nil {
 		return fmt.Errorf("privilege drop: users.file: %w", err)
 	}

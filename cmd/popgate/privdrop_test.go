@@ -200,7 +200,7 @@ func TestPrivDropServer(t *testing.T) {
 		t.Fatalf("child: %v\n%s", err, out)
 	}
 	// What the server wrote after the drop belongs to nobody.
-	for _, p := range []string{"state/grants", "access.db", "mail/example.com/alice/new", "queue"} {
+	for _, p := range []string{"state/grants", "access.db", "mail/example.com/alice/new", "queue", "users", "users.lock"} {
 		st, err := os.Stat(filepath.Join(dir, p))
 		if err != nil {
 			t.Errorf("%s: %v", p, err)
@@ -223,6 +223,10 @@ func privdropServerChild(t *testing.T, dir string) {
 	ln.Close()
 	cfg := testConfig(t, dir)
 	cfg.POP3.Listen = []string{fmt.Sprintf("127.0.0.1:%d", port)}
+	// As left by a `popgate user add` run as root.
+	if err := os.WriteFile(filepath.Join(dir, "users.lock"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var logs bytes.Buffer
 	s, err := assemble(cfg, options{logger: slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil))})
 	if err != nil {
