@@ -454,3 +454,65 @@ func TestMetricsNil(t *testing.T) {
 	}
 	_ = fmt.Sprint(m)
 }
+
+// recordingHandler keeps the records handed to it.
+type recordingHandler struct {
+	level   slog.Level
+	records []slog.Record
+}
+
+func (h *recordingHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
+func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
+	h.records = append(h.records, r)
+	return nil
+}
+func (h *recordingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *recordingHandler) WithGroup(string) slog.Handler      { return h }
+
+// FuzzMetricsHandler logs arbitrary events through the counting handler:
+// it never fails, passes exactly the records its next handler wants on
+// unchanged, and counts at most one event and one level per record.
+func FuzzMetricsHandler(f *testing.F) {
+	f.Add("pop3 login failed", "reason", "throttled", int8(0))
+	f.Add("smtp message accepted", "remote", "1", int8(0))
+	f.Add("queue attempt", "state", "sent", int8(4))
+	f.Add("relay grant", "ip", "192.0.2.1", int8(-4))
+	f.Add("", "", "", int8(8))
+	f.Fuzz(func(t *testing.T, msg, key, val string, level int8) {
+		reg := prometheus.NewRegistry()
+		m := newMetrics(reg)
+		next := &recordingHandler{level: slog.LevelWarn}
+		h := m.handler(next)
+		l := slog.Level(level)
+		r := slog.NewRecord(time.Time{}, l, msg, 0)
+		r.AddAttrs(slog.String(key, val))
+		if h.Enabled(context.Background(), l) {
+			if err := h.Handle(context.Background(), r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if l >= slog.LevelWarn {
+			if len(next.records) != 1 || next.records[0].Message != msg || attr(next.records[0], key) != val && key != "" {
+				t.Fatalf("record not passed on unchanged: %+v", next.records)
+			}
+		} else if len(next.records) != 0 {
+			t.Fatalf("a %v record reached a warn handler", l)
+		}
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		total := 0.0
+		for _, fam := range families {
+			if !strings.HasPrefix(fam.GetName(), "popgate_") {
+				continue
+			}
+			for _, mt := range fam.GetMetric() {
+				total += mt.GetCounter().GetValue()
+			}
+		}
+		if total > 2 {
+			t.Fatalf("one record counted %v times", total)
+		}
+	})
+}
