@@ -116,7 +116,7 @@ func (s *session) data(r io.Reader) error {
 		}
 	}
 	log.Info("smtp message accepted", "ip", s.tc.ip.String(), "from", tx.from,
-		"size", n.out, "mailboxes", len(tx.mailboxes), "remote", len(tx.remote), "queue_id", qid, "relay_grant", tx.grantUser)
+		"size", n.out, "mailboxes", len(tx.mailboxes), "remote_rcpts", len(tx.remote), "queue_id", qid, "relay_grant", tx.grantUser)
 	return reply(250, "2.0.0", "OK: queued as "+id)
 }
 

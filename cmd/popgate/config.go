@@ -32,6 +32,13 @@ type Config struct {
 	Queue   QueueConfig   `toml:"queue"`
 	Metrics MetricsConfig `toml:"metrics"`
 	Control ControlConfig `toml:"control"`
+	Process ProcessConfig `toml:"process"`
+}
+
+// ProcessConfig says whom popgate runs as once its ports are bound.
+type ProcessConfig struct {
+	User  string `toml:"user" doc:"Started as root: after binding the listeners, switch to this user (name or uid) for good. Empty: stay who popgate was started as. Not needed under systemd (User=) or in the container image (USER)."`
+	Group string `toml:"group" doc:"Group for process.user (name or gid). Empty: the user's primary group."`
 }
 
 // LogConfig selects how popgate logs.
@@ -309,6 +316,9 @@ func (c *Config) validate(file string, pos map[string]int) error {
 	}
 	if err := c.checkListeners(fail, pos); err != nil {
 		return err
+	}
+	if c.Process.Group != "" && c.Process.User == "" {
+		return fail("process.group", "needs process.user")
 	}
 	if c.Metrics.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {

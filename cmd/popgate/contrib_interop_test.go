@@ -222,7 +222,7 @@ func writeFail2banLog(t *testing.T, w io.Writer) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.run(ctx) }()
+	go func() { done <- s.run(ctx, nil) }()
 	defer func() { cancel(); <-done }()
 	pop, mx, sub := s.addr("pop3.listen"), s.addr("smtp.listen"), s.addr("smtp.submission")
 

@@ -316,10 +316,19 @@ func TestLocalDeliveryThenPOP3(t *testing.T) {
 	c.expect("DELE 1", "+OK")
 	c.conn.Close() // dropped, not QUIT: nothing is deleted
 
-	c = dialFrom(t, "127.0.0.5", pop)
-	c.expect("", "+OK")
-	c.expect("USER bob@example.com", "+OK")
-	c.expect("PASS bob-password", "+OK")
+	// Until the server has seen the drop, the mailbox is still locked.
+	waitFor(t, "the dropped session's lock to be released", func() bool {
+		c = dialFrom(t, "127.0.0.5", pop)
+		c.expect("", "+OK")
+		c.expect("USER bob@example.com", "+OK")
+		fmt.Fprintf(c.conn, "PASS bob-password\r\n")
+		if got := c.reply(); strings.HasPrefix(got, "-ERR [IN-USE]") {
+			return false
+		} else if !strings.HasPrefix(got, "+OK") {
+			t.Fatalf("PASS after a dropped session: %q", got)
+		}
+		return true
+	})
 	c.expect("STAT", "+OK 1 ")
 	c.expect("DELE 1", "+OK")
 	c.expect("QUIT", "+OK")

@@ -171,7 +171,7 @@ func (m *metrics) eventTable() map[string]func(slog.Record) {
 
 		"smtp message accepted": func(r slog.Record) {
 			m.messages.WithLabelValues("accepted").Inc()
-			if attr(r, "remote") == "0" || attr(r, "remote") == "" {
+			if attr(r, "remote_rcpts") == "0" || attr(r, "remote_rcpts") == "" {
 				return
 			}
 			if attr(r, "relay_grant") != "" {

@@ -83,9 +83,9 @@ func TestMetricsCountLogEvents(t *testing.T) {
 	smtp := base.With("proto", "smtp", "listener", "mx", "remote", "192.0.2.9", "conn", 2).WithGroup("g")
 	smtp.Warn("smtp relay denied", "ip", "192.0.2.9", "from", "a@b", "rcpt", "c@d", "reason", "")
 	smtp.Warn("smtp relay denied", "ip", "192.0.2.9", "from", "a@b", "rcpt", "e@f", "reason", "")
-	smtp.Info("smtp message accepted", "ip", "192.0.2.7", "from", "alice@example.com", "size", 100, "mailboxes", 0, "remote", 1, "queue_id", "q1", "relay_grant", "alice@example.com")
-	smtp.Info("smtp message accepted", "ip", "127.0.0.1", "from", "x@y", "size", 100, "mailboxes", 0, "remote", 2, "queue_id", "q2", "relay_grant", "")
-	smtp.Info("smtp message accepted", "ip", "192.0.2.9", "from", "x@y", "size", 100, "mailboxes", 1, "remote", 0, "queue_id", "", "relay_grant", "")
+	smtp.Info("smtp message accepted", "ip", "192.0.2.7", "from", "alice@example.com", "size", 100, "mailboxes", 0, "remote_rcpts", 1, "queue_id", "q1", "relay_grant", "alice@example.com")
+	smtp.Info("smtp message accepted", "ip", "127.0.0.1", "from", "x@y", "size", 100, "mailboxes", 0, "remote_rcpts", 2, "queue_id", "q2", "relay_grant", "")
+	smtp.Info("smtp message accepted", "ip", "192.0.2.9", "from", "x@y", "size", 100, "mailboxes", 1, "remote_rcpts", 0, "queue_id", "", "relay_grant", "")
 	smtp.Info("smtp unknown recipient", "ip", "192.0.2.9", "rcpt", "nobody@example.com")
 	smtp.Info("smtp connection rejected", "reason", "REJECT", "code", 554)
 	smtp.Warn("smtp sender denied", "ip", "192.0.2.9", "user", "u", "from", "f")
@@ -243,7 +243,7 @@ func TestMetricsRealServer(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.run(ctx) }()
+	go func() { done <- s.run(ctx, nil) }()
 	defer func() { cancel(); <-done }()
 	pop, mx := s.addr("pop3.listen"), s.addr("smtp.listen")
 

@@ -240,7 +240,7 @@ func privdropServerChild(t *testing.T, dir string) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.run(ctx) }()
+	go func() { done <- s.run(ctx, nil) }()
 	pop, mx := s.addr("pop3.listen"), s.addr("smtp.listen")
 	popLogin(t, "127.0.0.2", pop, "alice@example.com", "alice's secret")
 	if got := trySend(t, "127.0.0.2", mx, "alice@example.com", "friend@remote.example"); !strings.HasPrefix(got, "250") {

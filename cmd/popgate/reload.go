@@ -126,13 +126,14 @@ func (s *services) startMirror(ctx context.Context, rs *relayState, prev *mirror
 		return nil
 	}
 	w := mapWriter{formats: map[string]accessdb.Format{}, now: s.now}
+	writer := s.metrics.mapWriter(w, nil)
 	var targets []acl.MirrorTarget
 	for _, m := range rs.cfg.Relay.Mirror {
 		w.formats[m.Path], _ = accessdb.ParseFormat(m.Format) // validated by loadConfig
 		targets = append(targets, acl.MirrorTarget{Path: m.Path, Flavor: m.Flavor})
 	}
 	mirror := acl.NewMirror(acl.MirrorConfig{Targets: targets, Rules: rs.rules, Grants: s.grants,
-		Writer: w, Now: s.now, Logger: s.logger.With("part", "mirror")})
+		Writer: writer, Now: s.now, Logger: s.logger.With("part", "mirror")})
 	ctx, cancel := context.WithCancel(ctx)
 	run := &mirrorRun{cancel: cancel}
 	run.wg.Add(1)

@@ -153,11 +153,9 @@ func unitProblems(u map[string][]string) []string {
 	if rw := one("Service.ReadWritePaths"); !strings.Contains(rw, "/var/lib/popgate") {
 		p = append(p, fmt.Sprintf("ReadWritePaths=%q lacks /var/lib/popgate", rw))
 	}
-	// popgate has no SIGHUP handler: Go's default action ends the process,
-	// and systemd treats SIGHUP as a clean exit, so Restart=on-failure
-	// would leave the service down after `systemctl reload`.
-	if r := one("Service.ExecReload"); strings.Contains(r, "HUP") {
-		p = append(p, "ExecReload sends SIGHUP, which stops popgate")
+	// `systemctl reload` must reach popgate's SIGHUP reload.
+	if r := one("Service.ExecReload"); !strings.Contains(r, "-HUP $MAINPID") {
+		p = append(p, "ExecReload does not send SIGHUP to popgate")
 	}
 	// systemd must let popgate drain before it kills it.
 	if d, err := time.ParseDuration(one("Service.TimeoutStopSec")); err != nil || d <= shutdownTimeout {
@@ -209,7 +207,7 @@ func TestSystemdUnitChecksCatchMistakes(t *testing.T) {
 		{"NoNewPrivileges=yes", "NoNewPrivileges=no", "Service.NoNewPrivileges"},
 		{"CapabilityBoundingSet=CAP_NET_BIND_SERVICE", "CapabilityBoundingSet=CAP_NET_BIND_SERVICE CAP_SYS_ADMIN", "Service.CapabilityBoundingSet"},
 		{"TimeoutStopSec=45s", "TimeoutStopSec=10s", "must exceed"},
-		{"Restart=on-failure", "Restart=on-failure\nExecReload=/bin/kill -HUP $MAINPID", "SIGHUP"},
+		{"ExecReload=/bin/kill -HUP $MAINPID\n", "", "SIGHUP"},
 		{"SystemCallFilter=@system-service\n", "", "@system-service"},
 	} {
 		if !strings.Contains(good, tc.old) {

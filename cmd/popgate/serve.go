@@ -24,6 +24,7 @@ import (
 	"github.com/popgate/popgate/smtp"
 	"github.com/popgate/popgate/smtp/aliases"
 	"github.com/popgate/popgate/smtp/queue"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/afero"
 )
 
@@ -36,7 +37,8 @@ const shutdownTimeout = 30 * time.Second
 type options struct {
 	now        func() time.Time
 	logger     *slog.Logger
-	configPath string // re-read on SIGHUP; "" is the embedded default
+	configPath string   // re-read on SIGHUP; "" is the embedded default
+	metrics    *metrics // nil: metrics off
 }
 
 // listener is one bound socket and the server loop that serves it.
@@ -57,6 +59,7 @@ type services struct {
 	grants     *acl.Grants
 	relay      atomic.Pointer[relayState] // swapped by reload
 	report     *relayReport
+	metrics    *metrics // nil: metrics off
 	queue      *queue.Queue
 	pop3       *pop3.Server
 	smtp       *smtp.Server
@@ -75,7 +78,7 @@ func assemble(cfg *Config, opt options) (_ *services, err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &services{cfg: cfg, logger: logger, now: now, configPath: opt.configPath}
+	s := &services{cfg: cfg, logger: logger, now: now, configPath: opt.configPath, metrics: opt.metrics}
 	defer func() {
 		if err != nil {
 			s.closeListeners()
@@ -345,9 +348,17 @@ func serveCommand(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	logger := newLogger(e.stderr, cfg.Log)
-	s, err := assemble(cfg, options{logger: logger, configPath: *path})
+	reg := prometheus.NewRegistry()
+	var m *metrics
+	if cfg.Metrics.Listen != "" {
+		m = newMetrics(reg)
+	}
+	logger := slog.New(m.handler(newLogger(e.stderr, cfg.Log).Handler()))
+	s, err := assemble(cfg, options{logger: logger, configPath: *path, metrics: m})
 	if err != nil {
+		return err
+	}
+	if err := m.instrument(s); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "popgate %s serving %s (data in %s)\n", version, strings.Join(cfg.Domains, ", "), cfg.DataDir)
@@ -355,6 +366,27 @@ func serveCommand(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "  %-17s %s\n", l.name, l.ln.Addr())
 	}
 	fmt.Fprintf(e.stdout, "  control socket    %s\n", cfg.controlSocket())
+	if cfg.Metrics.Listen != "" {
+		ln, err := serveMetrics(ctx, cfg.Metrics.Listen, reg)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "  %-17s http://%s/metrics\n", "metrics", ln.Addr())
+	}
+	// Started as root to bind low ports: hand the data over, then drop
+	// privileges for good before serving any connection.
+	if cfg.Process.User != "" {
+		if err := handOverDataDir(cfg, cfg.Process.User, cfg.Process.Group); err != nil {
+			return err
+		}
+		if err := dropPrivileges(cfg.Process.User, cfg.Process.Group); err != nil {
+			return err
+		}
+	}
+	if err := sdNotify("READY=1"); err != nil {
+		logger.Warn("sd_notify failed", "err", err)
+	}
+	go func() { <-ctx.Done(); _ = sdNotify("STOPPING=1") }()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

@@ -3,8 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
