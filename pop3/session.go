@@ -176,14 +176,18 @@ func (s *session) readFailed(err error) {
 
 // finish releases everything. A session that did not QUIT from the
 // TRANSACTION state leaves the mailbox untouched (RFC 1939 §6).
+//
+// The mailbox is unlocked before the last reply is flushed: a client that
+// reconnects as soon as it reads "+OK" after QUIT must not find its own
+// finished session still holding the lock ([IN-USE]).
 func (s *session) finish() {
-	s.flush()
 	if s.mbox != nil {
 		if err := s.mbox.Close(); err != nil {
 			s.log.Error("pop3 mailbox close failed", "user", s.user, "err", err)
 		}
 		s.mbox = nil
 	}
+	s.flush()
 	s.lingeringClose()
 }
 
