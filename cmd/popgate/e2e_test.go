@@ -480,3 +480,47 @@ func TestReloadSwapsRulesKeepsGrants(t *testing.T) {
 }
 
 var syscallHUP os.Signal = syscall.SIGHUP
+
+// TestMessageVanishesDuringSession: another program deletes a message
+// file between STAT and RETR; the session reports it and carries on.
+func TestMessageVanishesDuringSession(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	s := startServer(t, cfg, &fakeClock{})
+	mx, pop := s.addr("smtp.listen"), s.addr("pop3.listen")
+	for range 2 {
+		if got := trySend(t, "127.0.0.5", mx, "x@remote.example", "bob@example.com"); !strings.HasPrefix(got, "250") {
+			t.Fatalf("delivery: %q", got)
+		}
+	}
+	c := dialFrom(t, "127.0.0.5", pop)
+	c.expect("", "+OK")
+	c.expect("USER bob@example.com", "+OK")
+	c.expect("PASS bob-password", "+OK")
+	c.expect("STAT", "+OK 2 ")
+	files, _ := filepath.Glob(filepath.Join(dir, "mail", "example.com", "bob", "new", "*"))
+	if len(files) != 2 {
+		t.Fatalf("maildir holds %d files, want 2", len(files))
+	}
+	first := c.expect("UIDL 1", "+OK 1 ")
+	for _, f := range files {
+		if strings.Contains(first, filepath.Base(f)) {
+			if err := os.Remove(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c.expect("RETR 1", "-ERR")
+	c.expect("RETR 2", "+OK")
+	for {
+		line, err := c.r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == ".\r\n" {
+			break
+		}
+	}
+	c.expect("NOOP", "+OK")
+	c.expect("QUIT", "+OK")
+}

@@ -305,3 +305,43 @@ func maildirFor(t *testing.T) string {
 	}
 	return md
 }
+
+// TestInteropKill9DuringPOP3Session kills the server with SIGKILL while a
+// session has messages marked deleted: after a restart every message is
+// still there, since deletion happens only at QUIT.
+func TestInteropKill9DuringPOP3Session(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "popgate.toml")
+	conf := fmt.Sprintf("domains = [\"example.com\"]\ndata_dir = %q\n[pop3]\nlisten = [\"127.0.0.1:0\"]\n"+
+		"[smtp]\nlisten = [\"127.0.0.1:0\"]\nsubmission = []\n", dir)
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCmd(t, "correct horse battery\n", binary(t), "user", "add", "--stdin", "--config", cfg, "alice@example.com"); err != nil {
+		t.Fatalf("user add: %v\n%s", err, out)
+	}
+	s := startBinary(t, cfg)
+	for range 2 {
+		if out := swaksSend(t, s.mx, "127.0.0.1", "someone@remote.example", "alice@example.com"); !strings.Contains(out, "250 2.0.0") {
+			t.Fatalf("delivery refused:\n%s", out)
+		}
+	}
+	c := dialFrom(t, "127.0.0.1", s.pop)
+	c.expect("", "+OK")
+	c.expect("USER alice@example.com", "+OK")
+	c.expect("PASS correct horse battery", "+OK")
+	c.expect("DELE 1", "+OK")
+	c.expect("DELE 2", "+OK")
+	if err := s.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.cmd.Wait()
+
+	s = startBinary(t, cfg)
+	c = dialFrom(t, "127.0.0.1", s.pop)
+	c.expect("", "+OK")
+	c.expect("USER alice@example.com", "+OK")
+	c.expect("PASS correct horse battery", "+OK")
+	c.expect("STAT", "+OK 2 ")
+	c.expect("QUIT", "+OK")
+}
