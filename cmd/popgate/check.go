@@ -41,14 +41,31 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return fs.Parse(append([]string{"--"}, positional...))
 }
 
+// commandConfig is the common start of a subcommand that takes --config
+// and between minArgs and maxArgs positional arguments: it parses them and
+// loads the configuration.
+func commandConfig(e *env, name string, args []string, minArgs, maxArgs int) (cfg *Config, path string, rest []string, err error) {
+	fs, p := newFlags(name, e)
+	if err := parseFlags(fs, args); err != nil {
+		return nil, "", nil, err
+	}
+	switch {
+	case fs.NArg() > maxArgs && maxArgs == 0:
+		return nil, "", nil, usagef("unexpected argument %q", fs.Arg(0))
+	case fs.NArg() < minArgs || fs.NArg() > maxArgs:
+		return nil, "", nil, usagef("wrong number of arguments")
+	}
+	cfg, err = loadConfig(*p)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return cfg, *p, fs.Args(), nil
+}
+
 // configCommand prints the configuration in effect (the defaults when no
 // file is given) with every key documented.
 func configCommand(_ context.Context, e *env, args []string) error {
-	fs, path := newFlags("config", e)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*path)
+	cfg, _, _, err := commandConfig(e, "config", args, 0, 0)
 	if err != nil {
 		return err
 	}
@@ -58,21 +75,14 @@ func configCommand(_ context.Context, e *env, args []string) error {
 // checkCommand validates the configuration and the files it names, and
 // prints a short summary of what would be served.
 func checkCommand(_ context.Context, e *env, args []string) error {
-	fs, path := newFlags("check", e)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
-	}
-	cfg, err := loadConfig(*path)
+	cfg, path, _, err := commandConfig(e, "check", args, 0, 0)
 	if err != nil {
 		return err
 	}
 	if err := checkFiles(cfg, e.stderr); err != nil {
 		return err
 	}
-	src := *path
+	src := path
 	if src == "" {
 		src = "embedded default"
 	}

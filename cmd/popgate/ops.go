@@ -122,22 +122,6 @@ func why(p *acl.Policy, ipText, from, to string) (*whyAnswer, error) {
 	return &a, nil
 }
 
-// controlClient is the common shape of the commands that ask the server.
-func controlClient(ctx context.Context, e *env, name string, args []string, minArgs, maxArgs int) (*Config, []string, error) {
-	fs, path := newFlags(name, e)
-	if err := parseFlags(fs, args); err != nil {
-		return nil, nil, err
-	}
-	if fs.NArg() < minArgs || fs.NArg() > maxArgs {
-		return nil, nil, usagef("wrong number of arguments")
-	}
-	cfg, err := loadConfig(*path)
-	if err != nil {
-		return nil, nil, err
-	}
-	return cfg, fs.Args(), nil
-}
-
 // grantsCommand: popgate grants list | revoke IP | revoke-user USER.
 func grantsCommand(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
@@ -145,7 +129,7 @@ func grantsCommand(ctx context.Context, e *env, args []string) error {
 	}
 	switch sub := args[0]; sub {
 	case "list":
-		cfg, _, err := controlClient(ctx, e, "grants list", args[1:], 0, 0)
+		cfg, _, _, err := commandConfig(e, "grants list", args[1:], 0, 0)
 		if err != nil {
 			return err
 		}
@@ -160,7 +144,7 @@ func grantsCommand(ctx context.Context, e *env, args []string) error {
 		}
 		return tw.Flush()
 	case "revoke", "revoke-user":
-		cfg, rest, err := controlClient(ctx, e, "grants "+sub, args[1:], 1, 1)
+		cfg, _, rest, err := commandConfig(e, "grants "+sub, args[1:], 1, 1)
 		if err != nil {
 			return err
 		}
@@ -182,7 +166,7 @@ func queueCommand(ctx context.Context, e *env, args []string) error {
 	}
 	switch sub := args[0]; sub {
 	case "list":
-		cfg, _, err := controlClient(ctx, e, "queue list", args[1:], 0, 0)
+		cfg, _, _, err := commandConfig(e, "queue list", args[1:], 0, 0)
 		if err != nil {
 			return err
 		}
@@ -218,7 +202,7 @@ func queueCommand(ctx context.Context, e *env, args []string) error {
 		if sub == "del" {
 			minArgs = 1
 		}
-		cfg, rest, err := controlClient(ctx, e, "queue "+sub, args[1:], minArgs, max)
+		cfg, _, rest, err := commandConfig(e, "queue "+sub, args[1:], minArgs, max)
 		if err != nil {
 			return err
 		}
@@ -234,7 +218,7 @@ func queueCommand(ctx context.Context, e *env, args []string) error {
 
 // healthCommand exits 0 when the running server answers.
 func healthCommand(ctx context.Context, e *env, args []string) error {
-	cfg, _, err := controlClient(ctx, e, "health", args, 0, 0)
+	cfg, _, _, err := commandConfig(e, "health", args, 0, 0)
 	if err != nil {
 		return err
 	}

@@ -337,14 +337,7 @@ loop:
 
 // serveCommand runs every listener until SIGINT or SIGTERM.
 func serveCommand(ctx context.Context, e *env, args []string) error {
-	fs, path := newFlags("serve", e)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
-	}
-	cfg, err := loadConfig(*path)
+	cfg, path, _, err := commandConfig(e, "serve", args, 0, 0)
 	if err != nil {
 		return err
 	}
@@ -354,7 +347,7 @@ func serveCommand(ctx context.Context, e *env, args []string) error {
 		m = newMetrics(reg)
 	}
 	logger := slog.New(m.handler(newLogger(e.stderr, cfg.Log).Handler()))
-	s, err := assemble(cfg, options{logger: logger, configPath: *path, metrics: m})
+	s, err := assemble(cfg, options{logger: logger, configPath: path, metrics: m})
 	if err != nil {
 		return err
 	}
