@@ -196,6 +196,13 @@ func loadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, &configError{file: path, msg: fmt.Sprintf("cannot read: %v", errors.Unwrap(err))}
 	}
+	return parseConfig(data, path)
+}
+
+// parseConfig decodes a configuration file's text over the defaults and
+// validates it; path only names the file in errors.
+func parseConfig(data []byte, path string) (*Config, error) {
+	cfg := defaultConfig()
 	pos := keyLines(data)
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(cfg)
 	if err != nil {

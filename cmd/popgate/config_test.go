@@ -223,3 +223,24 @@ func TestCheckParsesNamedFiles(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseConfig: any file text gives a configuration or a located
+// error, never a panic.
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte("hostname = \"mx.example.com\"\ndomains = [\"example.com\"]\n[relay]\npop_ttl = \"90s\"\ntrusted_networks = []\n"))
+	f.Add([]byte("[[relay.mirror]]\npath = \"/tmp/x.db\"\nflavor = \"postfix\"\nformat = \"hash\"\n"))
+	f.Add([]byte("[pop3]\nlisten = [\"127.0.0.1:0\", \"[::1]:0\"]\nidle_timeout = \"10m\"\n"))
+	f.Add([]byte("[smtp]\nmax_message_bytes = -1\n[queue]\nsmarthost = \"a:b:c\"\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := parseConfig(data, "fuzz.toml")
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "fuzz.toml") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		if cfg.Relay.PopTTL.Duration <= 0 || len(cfg.Domains) == 0 {
+			t.Fatalf("accepted an invalid configuration: %+v", cfg)
+		}
+	})
+}
