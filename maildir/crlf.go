@@ -8,10 +8,10 @@ import (
 // lfWriter turns CRLF line endings into LF (the maildir convention) on the
 // way to w, and counts both the bytes written (the ",S=" size) and the
 // size the same text has with CRLF line endings (the ",W=" size, which is
-// what POP3 reports). A CR not followed by LF is kept as it is.
+// what POP3 reports). A CR not followed by LF is kept as it is. It works
+// on runs between CRs, so a line costs one write to w, not one per byte.
 type lfWriter struct {
 	w         io.Writer
-	buf       []byte
 	pendingCR bool // input ended with CR: emit it or drop it on the next byte
 	lastOutCR bool // the last byte written was CR
 	size      int64
@@ -19,41 +19,69 @@ type lfWriter struct {
 }
 
 func newLFWriter(w io.Writer) *lfWriter {
-	return &lfWriter{w: w, buf: make([]byte, 0, 32*1024)}
+	return &lfWriter{w: w}
 }
 
-func (l *lfWriter) emit(c byte) {
-	l.buf = append(l.buf, c)
-	l.size++
-	l.crlfSize++
-	if c == '\n' && !l.lastOutCR {
-		l.crlfSize++
+var (
+	lfOnly = []byte{'\n'}
+	crOnly = []byte{'\r'}
+)
+
+// emit passes b (output bytes) on and counts it: every byte, plus one in
+// the CRLF size for each LF that does not follow a CR.
+func (l *lfWriter) emit(b []byte) error {
+	if len(b) == 0 {
+		return nil
 	}
-	l.lastOutCR = c == '\r'
+	n := int64(len(b))
+	l.size += n
+	l.crlfSize += n + int64(bytes.Count(b, lfOnly)-bytes.Count(b, []byte("\r\n")))
+	if l.lastOutCR && b[0] == '\n' {
+		l.crlfSize-- // this LF follows the CR written last
+	}
+	l.lastOutCR = b[len(b)-1] == '\r'
+	_, err := l.w.Write(b)
+	return err
 }
 
 // Write converts p and passes it on; it reports len(p) on success.
 func (l *lfWriter) Write(p []byte) (int, error) {
-	l.buf = l.buf[:0]
-	for _, c := range p {
-		if l.pendingCR {
-			l.pendingCR = false
-			if c == '\n' {
-				l.emit('\n')
-				continue
+	total := len(p)
+	if l.pendingCR && len(p) > 0 {
+		l.pendingCR = false
+		held := crOnly
+		if p[0] == '\n' {
+			held, p = lfOnly, p[1:]
+		}
+		if err := l.emit(held); err != nil {
+			return 0, err
+		}
+	}
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\r')
+		if i < 0 {
+			if err := l.emit(p); err != nil {
+				return 0, err
 			}
-			l.emit('\r')
+			break
 		}
-		if c == '\r' {
+		if err := l.emit(p[:i]); err != nil {
+			return 0, err
+		}
+		if i+1 == len(p) {
 			l.pendingCR = true
-			continue
+			break
 		}
-		l.emit(c)
+		next := crOnly // a lone CR is kept
+		if p[i+1] == '\n' {
+			next, i = lfOnly, i+1
+		}
+		if err := l.emit(next); err != nil {
+			return 0, err
+		}
+		p = p[i+1:]
 	}
-	if _, err := l.w.Write(l.buf); err != nil {
-		return 0, err
-	}
-	return len(p), nil
+	return total, nil
 }
 
 // Flush writes a CR held back at the end of the input.
@@ -62,10 +90,7 @@ func (l *lfWriter) Flush() error {
 		return nil
 	}
 	l.pendingCR = false
-	l.buf = l.buf[:0]
-	l.emit('\r')
-	_, err := l.w.Write(l.buf)
-	return err
+	return l.emit(crOnly)
 }
 
 // crlfSize returns the size of what r yields as POP3 sends it: every byte,

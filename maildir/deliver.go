@@ -26,6 +26,17 @@ const maxNameAttempts = 8
 // write(2) per line.
 const writeBufSize = 64 * 1024
 
+// writeBuf is the per-delivery scratch space, pooled: allocating 96 KB
+// for every message made the garbage collector a visible cost under load.
+type writeBuf struct {
+	w    *bufio.Writer
+	copy []byte
+}
+
+func newWriteBuf() any {
+	return &writeBuf{w: bufio.NewWriterSize(nil, writeBufSize), copy: make([]byte, 32*1024)}
+}
+
 // hardLinker is implemented by filesystems that can hard-link files. The
 // OS filesystem gets os.Link; others (MemMapFs) fall back to copying.
 type hardLinker interface {
@@ -67,7 +78,20 @@ func (s *Store) Deliver(ctx context.Context, mailboxes []Address, r io.Reader) (
 		}
 	}
 
+	defer func() {
+		if err != nil {
+			for _, d := range dirs {
+				s.ready.Delete(d)
+			}
+		}
+	}()
 	tmpPath, stem, f, err := s.createTmp(dirs[0])
+	if errors.Is(err, iofs.ErrNotExist) {
+		// Removed since it was last seen: make it again.
+		if err = s.remake(dirs[:1]); err == nil {
+			tmpPath, stem, f, err = s.createTmp(dirs[0])
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +100,7 @@ func (s *Store) Deliver(ctx context.Context, mailboxes []Address, r io.Reader) (
 			s.log.Warn("maildir: remove tmp file", "path", tmpPath, "err", rmErr)
 		}
 	}()
-	size, wsize, err := writeMessage(f, r)
+	size, wsize, err := writeMessage(&s.bufs, f, r)
 	if err != nil {
 		return nil, fmt.Errorf("maildir: deliver %s: %w", stem, err)
 	}
@@ -85,6 +109,11 @@ func (s *Store) Deliver(ctx context.Context, mailboxes []Address, r io.Reader) (
 	}
 
 	name, err := s.linkAll(tmpPath, stem, size, wsize, dirs)
+	if errors.Is(err, iofs.ErrNotExist) {
+		if err = s.remake(dirs); err == nil {
+			name, err = s.linkAll(tmpPath, stem, size, wsize, dirs)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -93,6 +122,17 @@ func (s *Store) Deliver(ctx context.Context, mailboxes []Address, r io.Reader) (
 		names[i] = name
 	}
 	return names, nil
+}
+
+// remake forgets that dirs were complete and creates what they lack.
+func (s *Store) remake(dirs []string) error {
+	for _, d := range dirs {
+		s.ready.Delete(d)
+		if err := s.ensureMaildir(d); err != nil {
+			return fmt.Errorf("maildir: deliver: %w", err)
+		}
+	}
+	return nil
 }
 
 // createTmp creates a new, empty, exclusively owned file in tmp/ of dir and
@@ -134,10 +174,16 @@ func (s *Store) newStem() string {
 
 // writeMessage copies r into f with LF line endings, fsyncs and closes f,
 // and returns the stored size and the size with CRLF line endings.
-func writeMessage(f afero.File, r io.Reader) (size, wsize int64, err error) {
-	bw := bufio.NewWriterSize(f, writeBufSize)
+func writeMessage(bufs *sync.Pool, f afero.File, r io.Reader) (size, wsize int64, err error) {
+	b := bufs.Get().(*writeBuf)
+	defer bufs.Put(b)
+	b.w.Reset(f)
+	defer b.w.Reset(nil) // keep no reference to f in the pool
+	bw := b.w
 	lw := newLFWriter(bw)
-	if _, err = io.Copy(lw, r); err == nil {
+	// Hide r's WriterTo (io.MultiReader has one): it would allocate its
+	// own 32 KB buffer for every message instead of using the pooled one.
+	if _, err = io.CopyBuffer(lw, struct{ io.Reader }{r}, b.copy); err == nil {
 		err = lw.Flush()
 	}
 	if err == nil {

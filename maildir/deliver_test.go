@@ -320,3 +320,34 @@ func TestDeliverConcurrent(t *testing.T) {
 		seen[m.UID] = true
 	}
 }
+
+// TestDeliverAfterMaildirRemoved: a maildir deleted behind the Store's
+// back (after it was seen complete) is made again by the next delivery.
+func TestDeliverAfterMaildirRemoved(t *testing.T) {
+	for _, sub := range []string{"", subNew} {
+		fs := afero.NewOsFs()
+		root := t.TempDir()
+		s := NewStore(fs, root, Options{Hostname: "h"})
+		rcpts := []Address{{Local: "alice", Domain: "example.com"}, {Local: "bob", Domain: "example.com"}}
+		if _, err := s.Deliver(context.Background(), rcpts, strings.NewReader("one\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		victim := filepath.Join(root, "example.com", "alice")
+		if sub == "" {
+			victim = filepath.Join(root, "example.com", "bob", subNew) // a later mailbox's new/
+		}
+		if err := os.RemoveAll(victim); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Deliver(context.Background(), rcpts, strings.NewReader("two\r\n")); err != nil {
+			t.Fatalf("removed %s: deliver: %v", victim, err)
+		}
+		for _, u := range []string{"alice", "bob"} {
+			mb, _ := s.Open("example.com", u)
+			msgs, err := mb.List()
+			if err != nil || len(msgs) == 0 {
+				t.Errorf("removed %s: %s has %d messages, %v", victim, u, len(msgs), err)
+			}
+		}
+	}
+}

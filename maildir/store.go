@@ -70,6 +70,8 @@ type Store struct {
 	log      *slog.Logger
 	pid      int
 	seq      atomic.Uint64
+	bufs     sync.Pool // *writeBuf, scratch space for deliveries
+	ready    sync.Map  // maildir path → struct{}: known to be complete
 
 	mu      sync.Mutex
 	locked  map[string]bool       // maildir paths locked by this process
@@ -90,6 +92,7 @@ func NewStore(fs afero.Fs, root string, opts Options) *Store {
 		log:      opts.Logger,
 		pid:      os.Getpid(),
 		locked:   make(map[string]bool),
+		bufs:     sync.Pool{New: newWriteBuf},
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -140,6 +143,21 @@ func checkComponent(what, v string) error {
 // fsyncs every directory whose entries changed so a new maildir survives a
 // crash together with the first message delivered into it.
 func (s *Store) ensureMaildir(dir string) error {
+	// A maildir seen complete is not checked again (three stats a
+	// delivery); Deliver forgets it when a delivery into it fails, so one
+	// removed behind popgate's back is made again at the next try.
+	if _, ok := s.ready.Load(dir); ok {
+		return nil
+	}
+	if err := s.makeMaildir(dir); err != nil {
+		return err
+	}
+	s.ready.Store(dir, struct{}{})
+	return nil
+}
+
+// makeMaildir creates what is missing of dir's cur/, new/ and tmp/.
+func (s *Store) makeMaildir(dir string) error {
 	complete := true
 	for _, sub := range []string{subNew, subTmp, subCur} {
 		if st, err := s.fs.Stat(filepath.Join(dir, sub)); err != nil || !st.IsDir() {

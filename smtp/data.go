@@ -57,10 +57,14 @@ func (s *session) data(r io.Reader) error {
 	s.mu.Lock()
 	tx, authUser := s.tx, s.authUser
 	s.mu.Unlock()
-	buf := &spillBuffer{limit: s.srv.cfg.MemoryBufferBytes, dir: s.srv.cfg.TempDir}
+	db := s.srv.bufs.Get().(*dataBufs)
+	defer s.srv.bufs.Put(db) // after delivery: the body reader reads db.mem
+	db.mem.Reset()
+	buf := &spillBuffer{limit: s.srv.cfg.MemoryBufferBytes, dir: s.srv.cfg.TempDir, mem: &db.mem}
 	defer buf.Close()
-	n := &normalizer{w: buf, max: s.srv.cfg.MaxMessageBytes}
-	if _, err := io.Copy(n, &deadlineReader{r: r, c: s.nc, d: s.srv.cfg.ReadTimeout}); err != nil {
+	n := &normalizer{w: buf, max: s.srv.cfg.MaxMessageBytes, tmp: db.norm[:0]}
+	defer func() { db.norm = n.tmp[:0] }()
+	if _, err := io.CopyBuffer(n, &deadlineReader{r: r, c: s.nc, d: s.srv.cfg.ReadTimeout}, db.copy); err != nil {
 		switch {
 		case errors.Is(err, errNULByte):
 			return errNUL
@@ -196,12 +200,22 @@ func (n *normalizer) Close() error {
 	return nil
 }
 
+// dataBufs is one message's scratch space, pooled by the Server so that
+// a busy server does not allocate (and collect) ~100 KB per message.
+type dataBufs struct {
+	copy []byte       // between the DATA reader and the normalizer
+	norm []byte       // the normalizer's output
+	mem  bytes.Buffer // the message, up to MemoryBufferBytes
+}
+
+func newDataBufs() any { return &dataBufs{copy: make([]byte, 32*1024)} }
+
 // spillBuffer keeps up to limit octets in memory and moves to a temporary
 // file beyond that.
 type spillBuffer struct {
 	limit int64
 	dir   string
-	mem   bytes.Buffer
+	mem   *bytes.Buffer // pooled by the Server
 	f     *os.File
 	size  int64
 }
@@ -216,7 +230,7 @@ func (b *spillBuffer) Write(p []byte) (int, error) {
 		if _, err := f.Write(b.mem.Bytes()); err != nil {
 			return 0, fmt.Errorf("%w: %w", errBufferFailed, err)
 		}
-		b.mem = bytes.Buffer{}
+		b.mem.Reset()
 	}
 	b.size += int64(len(p))
 	if b.f != nil {

@@ -34,6 +34,7 @@ type Server struct {
 	plaintextAuthOK func(netip.Addr) bool
 
 	connSeq atomic.Uint64
+	bufs    sync.Pool // *dataBufs
 	mu      sync.Mutex
 	closed  bool
 	conns   map[*trackedConn]struct{} // open connections, for a forced shutdown
@@ -67,6 +68,7 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 		limits:  newConnLimiter(cfg.MaxConns, cfg.MaxConnsPerIP),
 		servers: make(map[ListenerKind]*gosmtp.Server, 3),
 		conns:   make(map[*trackedConn]struct{}),
+		bufs:    sync.Pool{New: newDataBufs},
 	}
 	for _, d := range cfg.LocalDomains {
 		n, err := NormalizeDomain(d)

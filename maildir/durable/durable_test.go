@@ -1,6 +1,7 @@
 package durable
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,5 +56,23 @@ func TestWriteFileOnMemFs(t *testing.T) {
 	b, err := afero.ReadFile(fs, "/d/f")
 	if err != nil || string(b) != "hello" {
 		t.Fatalf("got %q, %v", b, err)
+	}
+}
+
+func TestSyncDirOnDisk(t *testing.T) {
+	fs := afero.NewOsFs()
+	if err := SyncDir(fs, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	err := SyncDir(fs, filepath.Join(t.TempDir(), "missing"))
+	if err == nil || !strings.Contains(err.Error(), "durable: fsync dir") || !os.IsNotExist(errors.Unwrap(err)) {
+		t.Fatalf("missing dir: err = %v", err)
+	}
+	f := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(f, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := SyncDir(fs, f); err == nil {
+		t.Fatal("a regular file synced as a directory")
 	}
 }
