@@ -147,6 +147,16 @@ func TestConnectionCaps(t *testing.T) {
 			return c.line() == "+OK pop.example.com POP3 server ready"
 		})
 	})
+	t.Run("slot freed before the lingering close", func(t *testing.T) {
+		// The first client reads QUIT's +OK but keeps its socket open, so
+		// the server lingers (draining input) for a while: that must not
+		// hold the per-IP slot, or busy clients reconnecting are refused.
+		e := newEnv(t, func(c *Config) { c.MaxConnsPerIP = 1 })
+		a := e.dial(t)
+		a.run([]step{{"", "+OK", nil}, {"QUIT", "+OK", nil}})
+		b := e.dial(t)
+		b.run([]step{{"", "+OK pop.example.com POP3 server ready", nil}})
+	})
 	t.Run("total", func(t *testing.T) {
 		e := newEnv(t, func(c *Config) { c.MaxConns = 1 })
 		a := e.dial(t)

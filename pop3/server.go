@@ -170,9 +170,14 @@ func (s *Server) accept(c net.Conn, implicitTLS bool) {
 	}()
 }
 
+// release gives back sess's connection slots; it may be called twice (at
+// the end of the conversation and when the goroutine exits).
 func (s *Server) release(sess *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, ok := s.sessions[sess]; !ok {
+		return
+	}
 	delete(s.sessions, sess)
 	s.total--
 	if s.perIP[sess.ip]--; s.perIP[sess.ip] <= 0 {

@@ -177,9 +177,10 @@ func (s *session) readFailed(err error) {
 // finish releases everything. A session that did not QUIT from the
 // TRANSACTION state leaves the mailbox untouched (RFC 1939 §6).
 //
-// The mailbox is unlocked before the last reply is flushed: a client that
-// reconnects as soon as it reads "+OK" after QUIT must not find its own
-// finished session still holding the lock ([IN-USE]).
+// The mailbox is unlocked, and the connection slot given back, before the
+// last reply is flushed: a client that reconnects as soon as it reads
+// "+OK" after QUIT must not find its own finished session still holding
+// the lock ([IN-USE]) or its slot ("too many connections").
 func (s *session) finish() {
 	if s.mbox != nil {
 		if err := s.mbox.Close(); err != nil {
@@ -187,6 +188,10 @@ func (s *session) finish() {
 		}
 		s.mbox = nil
 	}
+	// The conversation is over: the last reply (still to be flushed) and
+	// the lingering close must not hold a slot that counts against the
+	// connection caps, or a client reconnecting at once is refused.
+	s.srv.release(s)
 	s.flush()
 	s.lingeringClose()
 }
