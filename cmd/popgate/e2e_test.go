@@ -393,6 +393,17 @@ func TestControlCommandsAgainstServer(t *testing.T) {
 	if out, code := cli("grants", "frobnicate"); code != 2 || !strings.Contains(out, "unknown grants command") {
 		t.Errorf("bad subcommand: %d %q", code, out)
 	}
+	// A changed password voids the user's grants in the running server.
+	popLogin(t, "127.0.0.8", s.addr("pop3.listen"), "bob@example.com", "bob-password")
+	var out2, errb2 strings.Builder
+	code = run(context.Background(), &env{stdin: strings.NewReader("a brand new password\n"), stdout: &out2, stderr: &errb2},
+		[]string{"user", "passwd", "--stdin", "bob@example.com", "--config", cfgPath})
+	if code != 0 || !strings.Contains(out2.String(), "revoked 1 relay grant(s) of bob@example.com") {
+		t.Errorf("user passwd: %d %q %q", code, out2.String(), errb2.String())
+	}
+	if got := trySend(t, "127.0.0.8", s.addr("smtp.listen"), "bob@example.com", "friend@remote.example"); !strings.HasPrefix(got, "554 5.7.1") {
+		t.Fatalf("relay after passwd: %q, want 554", got)
+	}
 	s.stop()
 	if out, code := cli("health"); code != 1 || !strings.Contains(out, "not running") {
 		t.Errorf("health with the server stopped: %d %q", code, out)

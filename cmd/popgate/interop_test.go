@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -75,9 +76,28 @@ func waitListening(t *testing.T, addr string) {
 }
 
 type binServer struct {
-	cmd            *exec.Cmd
-	pop, mx, sub   string
-	stdout, stderr *bytes.Buffer
+	cmd          *exec.Cmd
+	pop, mx, sub string
+	stdout       *bytes.Buffer
+	stderr       *lockedBuffer // written by the process while the test reads it
+}
+
+// lockedBuffer is a bytes.Buffer safe for one writer and one reader.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 var listenLine = regexp.MustCompile(`(?m)^\s+(pop3\.listen|smtp\.listen|smtp\.submission)\s+(\S+)$`)
@@ -86,7 +106,7 @@ var listenLine = regexp.MustCompile(`(?m)^\s+(pop3\.listen|smtp\.listen|smtp\.su
 // prints.
 func startBinary(t *testing.T, cfg string) *binServer {
 	t.Helper()
-	s := &binServer{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
+	s := &binServer{stdout: &bytes.Buffer{}, stderr: &lockedBuffer{}}
 	s.cmd = exec.Command(binary(t), "serve", "--config", cfg)
 	s.cmd.Stderr = s.stderr
 	out, err := s.cmd.StdoutPipe()
@@ -138,7 +158,8 @@ func runCmd(t *testing.T, stdin string, name string, args ...string) (string, er
 }
 
 // swaksSend sends one message with swaks from the given local address and
-// returns swaks's transcript.
+// returns swaks's transcript. Success shows as "queued as" in the reply to
+// the final dot; "250 2.0.0" alone would also match MAIL FROM's reply.
 func swaksSend(t *testing.T, server, from, sender, rcpt string) string {
 	t.Helper()
 	out, _ := runCmd(t, "", need(t, "swaks"), "--server", server, "--local-interface", from,
@@ -200,7 +221,7 @@ min_retry = "1s"
 	if out := swaksSend(t, s.mx, "127.0.0.1", "alice@example.com", "friend@remote.example"); !strings.Contains(out, "554 5.7.1") {
 		t.Fatalf("relay before login was not refused:\n%s", out)
 	}
-	if out := swaksSend(t, s.mx, "127.0.0.3", "someone@remote.example", "alice@example.com"); !strings.Contains(out, "250 2.0.0") {
+	if out := swaksSend(t, s.mx, "127.0.0.3", "someone@remote.example", "alice@example.com"); !strings.Contains(out, "queued as") {
 		t.Fatalf("local delivery refused:\n%s", out)
 	}
 
@@ -226,7 +247,7 @@ min_retry = "1s"
 	}
 
 	// Now 127.0.0.1 may relay; 127.0.0.2 still may not.
-	if out := swaksSend(t, s.mx, "127.0.0.1", "alice@example.com", "friend@remote.example"); !strings.Contains(out, "250 2.0.0") {
+	if out := swaksSend(t, s.mx, "127.0.0.1", "alice@example.com", "friend@remote.example"); !strings.Contains(out, "queued as") {
 		t.Fatalf("relay after fetchmail's login refused:\n%s", out)
 	}
 	if out := swaksSend(t, s.mx, "127.0.0.2", "alice@example.com", "friend@remote.example"); !strings.Contains(out, "554 5.7.1") {
@@ -276,7 +297,7 @@ min_retry = "1s"
 	if out, err := runCmd(t, "", need(t, "mpop"), mpopArgs...); err != nil {
 		t.Fatalf("mpop: %v\n%s", err, out)
 	}
-	if out := swaksSend(t, s.mx, "127.0.0.1", "alice@example.com", "friend@remote.example"); !strings.Contains(out, "250 2.0.0") {
+	if out := swaksSend(t, s.mx, "127.0.0.1", "alice@example.com", "friend@remote.example"); !strings.Contains(out, "queued as") {
 		t.Fatalf("relay after mpop's login refused:\n%s", out)
 	}
 }
@@ -322,7 +343,7 @@ func TestInteropKill9DuringPOP3Session(t *testing.T) {
 	}
 	s := startBinary(t, cfg)
 	for range 2 {
-		if out := swaksSend(t, s.mx, "127.0.0.1", "someone@remote.example", "alice@example.com"); !strings.Contains(out, "250 2.0.0") {
+		if out := swaksSend(t, s.mx, "127.0.0.1", "someone@remote.example", "alice@example.com"); !strings.Contains(out, "queued as") {
 			t.Fatalf("delivery refused:\n%s", out)
 		}
 	}
@@ -344,4 +365,65 @@ func TestInteropKill9DuringPOP3Session(t *testing.T) {
 	c.expect("PASS correct horse battery", "+OK")
 	c.expect("STAT", "+OK 2 ")
 	c.expect("QUIT", "+OK")
+}
+
+// TestInteropBinarySignals drives the real binary's signal handling:
+// SIGHUP applies a changed access file without dropping a live grant, a
+// broken one is refused while the old rules stay, and SIGTERM drains,
+// saves the grants and exits 0.
+func TestInteropBinarySignals(t *testing.T) {
+	dir := t.TempDir()
+	access := filepath.Join(dir, "access")
+	if err := os.WriteFile(access, []byte("Connect:127.0.0.6 RELAY\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "popgate.toml")
+	conf := fmt.Sprintf("domains = [\"example.com\"]\ndata_dir = %q\n[pop3]\nlisten = [\"127.0.0.1:0\"]\n"+
+		"[smtp]\nlisten = [\"127.0.0.1:0\"]\nsubmission = []\n[relay]\ntrusted_networks = []\naccess_file = %q\n"+
+		"[queue]\nsmarthost = \"127.0.0.1:1\"\n", dir, access)
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCmd(t, "correct horse battery\n", binary(t), "user", "add", "--stdin", "--config", cfg, "alice@example.com"); err != nil {
+		t.Fatalf("user add: %v\n%s", err, out)
+	}
+	s := startBinary(t, cfg)
+	popLogin(t, "127.0.0.2", s.pop, "alice@example.com", "correct horse battery")
+	relays := func(from string) bool {
+		return strings.Contains(swaksSend(t, s.mx, from, "alice@example.com", "friend@remote.example"), "queued as")
+	}
+	if !relays("127.0.0.6") || relays("127.0.0.7") || !relays("127.0.0.2") {
+		t.Fatal("before reload: want 127.0.0.6 (rule) and 127.0.0.2 (grant) to relay, 127.0.0.7 not")
+	}
+
+	if err := os.WriteFile(access, []byte("Connect:127.0.0.7 RELAY\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGHUP)
+	waitUntil(t, "the reload", 10*time.Second, func() bool { return strings.Contains(s.stderr.String(), "reload done") })
+	if relays("127.0.0.6") || !relays("127.0.0.7") || !relays("127.0.0.2") {
+		t.Fatal("after reload: want 127.0.0.7 and the grant to relay, 127.0.0.6 not")
+	}
+
+	if err := os.WriteFile(access, []byte("Connect:127.0.0.7 SOMETIMES\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGHUP)
+	waitUntil(t, "the rejected reload", 10*time.Second, func() bool {
+		return strings.Contains(s.stderr.String(), "reload rejected")
+	})
+	if !relays("127.0.0.7") {
+		t.Fatal("a rejected reload dropped the running rules")
+	}
+
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Wait(); err != nil {
+		t.Fatalf("SIGTERM: exit %v, want 0", err)
+	}
+	state, err := os.ReadFile(filepath.Join(dir, "state", "grants"))
+	if err != nil || !strings.Contains(string(state), "127.0.0.2") {
+		t.Fatalf("grants state after SIGTERM: %v\n%s", err, state)
+	}
 }
