@@ -136,6 +136,30 @@ func (q *Queue) deliverDest(ctx context.Context, e *envelope, dest string, rcpts
 	}
 	defer release()
 
+	// A session left open by an earlier message to dest saves the
+	// connect, greeting, EHLO (and STARTTLS, AUTH) and the routing.
+	for {
+		cc := q.conns.get(dest)
+		if cc == nil {
+			break
+		}
+		outs, stale := q.transact(ctx, cc, dest, e, rcpts, true)
+		if !stale {
+			return outs
+		}
+		q.log.Debug("queue cached connection gone, dialling anew", "dest", dest, "mta", cc.name)
+		if ctx.Err() != nil {
+			return fill(outcome{state: StatePending, status: "4.4.2", diag: "delivery interrupted: " + ctx.Err().Error()})
+		}
+	}
+
+	// This delivery and every other one running may each hold a
+	// connection; idle ones give way so MaxConcurrent bounds them all.
+	q.mu.Lock()
+	running := q.running
+	q.mu.Unlock()
+	q.conns.trim(q.cfg.MaxConcurrent - running)
+
 	var targets []target
 	tlsMode := TLSOpportunistic
 	if q.cfg.Smarthost != "" {
@@ -170,7 +194,7 @@ func (q *Queue) deliverDest(ctx context.Context, e *envelope, dest string, rcpts
 						diag: oneLine(fmt.Sprintf("connect to %s (%s): %v", t.name, addr, err))})
 					break
 				}
-				outs, nx := q.session(ctx, conn, t.name, mode, e, rcpts)
+				outs, nx := q.session(ctx, conn, dest, t.name, mode, e, rcpts)
 				last = outs
 				if nx == nextRetryPlain {
 					mode = TLSNone

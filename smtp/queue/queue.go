@@ -32,6 +32,7 @@ type Queue struct {
 
 	destMu sync.Mutex
 	dests  map[string]*destSem // connection slots per destination
+	conns  *connCache          // idle sessions per destination
 
 	// Test hooks, nil in production: called at crash-relevant points.
 	hookAfterMsg      func(id string)
@@ -73,6 +74,7 @@ func New(cfg Config) (*Queue, error) {
 		kickCh: make(chan struct{}, 1),
 		grace:  shutdownGrace,
 		dests:  map[string]*destSem{},
+		conns:  newConnCache(cfg.MaxConcurrent, cfg.Now),
 	}
 	if err := q.scan(); err != nil {
 		_ = unlock()

@@ -15,6 +15,7 @@ func (q *Queue) Run(ctx context.Context) error {
 	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	var wg sync.WaitGroup
+	defer q.conns.closeAll() // runs after the wait for the deliveries below
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {

@@ -38,12 +38,12 @@ var (
 	errNoStartTLS   = errors.New("STARTTLS required but not offered")
 )
 
-// session runs one SMTP transaction over conn for rcpts. name is the
-// peer's host name (TLS server name, Remote-MTA).
-func (q *Queue) session(ctx context.Context, conn net.Conn, name, tlsMode string, e *envelope, rcpts []string) ([]outcome, next) {
+// session opens an SMTP session over conn and runs one transaction for
+// rcpts. name is the peer's host name (TLS server name, Remote-MTA). A
+// session still usable afterwards is kept in the connection cache for the
+// next message to dest.
+func (q *Queue) session(ctx context.Context, conn net.Conn, dest, name, tlsMode string, e *envelope, rcpts []string) ([]outcome, next) {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	defer conn.Close()
 	all := func(o outcome) []outcome {
 		o.mta = name
 		out := make([]outcome, len(rcpts))
@@ -55,6 +55,8 @@ func (q *Queue) session(ctx context.Context, conn net.Conn, name, tlsMode string
 
 	c, tlsOn, err := q.openClient(ctx, conn, name, tlsMode)
 	if err != nil {
+		stop()
+		conn.Close()
 		o := errOutcome(err, "4.4.2")
 		o.state = StatePending // a failed greeting or EHLO is the host's problem; try others
 		if errors.Is(err, errTLSHandshake) && tlsMode == TLSOpportunistic {
@@ -62,38 +64,81 @@ func (q *Queue) session(ctx context.Context, conn net.Conn, name, tlsMode string
 		}
 		return all(o), nextHost
 	}
-	defer c.Close()
+	cc := &cachedConn{c: c, conn: conn, name: name, opened: q.cfg.Now()}
 
 	if q.cfg.Smarthost != "" && q.cfg.SmarthostAuth != nil {
 		if !tlsOn {
+			stop()
+			c.Close()
 			return all(outcome{state: StatePending, status: "4.7.0", diag: "smarthost did not offer STARTTLS; AUTH is never sent in clear"}), nextDone
 		}
 		a := q.cfg.SmarthostAuth
 		if err := c.Auth(sasl.NewPlainClient("", a.Username, a.Password)); err != nil {
+			stop()
+			c.Close()
 			// A rejected login is a configuration problem: retry, never bounce.
 			o := errOutcome(err, "4.7.0")
 			o.state = StatePending
 			return all(o), nextDone
 		}
 	}
+	stop()
+	out, _ := q.transact(ctx, cc, dest, e, rcpts, false)
+	return out, nextDone
+}
+
+// transact runs one mail transaction for rcpts over an open session and
+// then hands the session to the connection cache, or closes it when it
+// may not be reused. For a reused session (reused set) whose first
+// command finds the peer gone, it returns stale and no outcomes: the
+// caller sends the message over a fresh connection, and since nothing was
+// accepted on the dead one, nothing is duplicated.
+func (q *Queue) transact(ctx context.Context, cc *cachedConn, dest string, e *envelope, rcpts []string, reused bool) (out []outcome, stale bool) {
+	c, name := cc.c, cc.name
+	stop := context.AfterFunc(ctx, func() { cc.conn.Close() })
+	keep := false
+	defer func() {
+		// stop reports false if ctx already closed the connection.
+		if stop() && keep && ctx.Err() == nil {
+			q.conns.put(dest, cc)
+			return
+		}
+		if keep {
+			cc.quit()
+			return
+		}
+		c.Close()
+	}()
+	all := func(o outcome) []outcome {
+		o.mta = name
+		out := make([]outcome, len(rcpts))
+		for i := range out {
+			out[i] = o
+		}
+		return out
+	}
+
 	if limit, ok := c.MaxMessageSize(); ok && limit > 0 && e.Size > int64(limit) {
 		// RFC 1870 §6: the message is larger than the peer's fixed limit.
-		_ = c.Quit()
+		keep = true // no transaction was started
 		return all(outcome{state: StateFailed, status: "5.3.4",
-			diag: fmt.Sprintf("message of %d bytes exceeds the peer's SIZE limit of %d", e.Size, limit)}), nextDone
+			diag: fmt.Sprintf("message of %d bytes exceeds the peer's SIZE limit of %d", e.Size, limit)}), false
 	}
 	utf8 := e.needsUTF8()
 	if ok, _ := c.Extension("SMTPUTF8"); utf8 && !ok {
 		// RFC 6531 §3.2: without SMTPUTF8 a UTF-8 envelope is not
 		// deliverable to this peer; RFC 6533 §6 names the status 5.6.7.
-		_ = c.Quit()
+		keep = true
 		return all(outcome{state: StateFailed, status: "5.6.7",
-			diag: "peer does not support SMTPUTF8, needed for a non-ASCII address"}), nextDone
+			diag: "peer does not support SMTPUTF8, needed for a non-ASCII address"}), false
 	}
 	if err := c.Mail(e.From, &smtp.MailOptions{Size: e.Size, UTF8: utf8}); err != nil {
-		return all(errOutcome(err, "4.4.2")), nextDone
+		if reused && staleReply(err) {
+			return nil, true
+		}
+		return all(errOutcome(err, "4.4.2")), false
 	}
-	out := make([]outcome, len(rcpts))
+	out = make([]outcome, len(rcpts))
 	var accepted []int
 	for i, r := range rcpts {
 		if err := c.Rcpt(r, nil); err != nil {
@@ -105,15 +150,17 @@ func (q *Queue) session(ctx context.Context, conn net.Conn, name, tlsMode string
 				for j := i + 1; j < len(rcpts); j++ {
 					out[j] = out[i]
 				}
-				return out, nextDone
+				return out, false
 			}
 			continue
 		}
 		accepted = append(accepted, i)
 	}
 	if len(accepted) == 0 {
+		// The transaction is open with no recipient; the session ends
+		// rather than being reset (go-smtp's RSET would redo EHLO).
 		_ = c.Quit()
-		return out, nextDone
+		return out, false
 	}
 	setAll := func(o outcome) {
 		o.mta = name
@@ -123,11 +170,11 @@ func (q *Queue) session(ctx context.Context, conn net.Conn, name, tlsMode string
 	}
 	if err := q.sendData(c, e.ID); err != nil {
 		setAll(errOutcome(err, "4.4.2"))
-		return out, nextDone
+		return out, false
 	}
 	setAll(outcome{state: StateSent, status: "2.0.0"})
-	_ = c.Quit()
-	return out, nextDone
+	keep = true
+	return out, false
 }
 
 // sendData streams the spooled body through DATA; go-smtp's writer does
