@@ -52,6 +52,8 @@ type sink struct {
 	tlsMails atomic.Int32 // MAIL commands received over TLS
 
 	dropData atomic.Int32 // drop the connection in DATA this many times
+	mail421  atomic.Int32 // answer MAIL with 421 and hang up this many times
+	conns    []net.Conn   // every session's connection, for dropAll
 	inData   chan struct{}
 }
 
@@ -92,6 +94,16 @@ func (s *sink) stats() (sessions, maxActive int, rcpts [][]string) {
 	return s.sessions, s.maxActive, append([][]string(nil), s.rcptsSeen...)
 }
 
+// dropAll closes every session's connection from the server side, as a
+// peer does when it times out an idle client.
+func (s *sink) dropAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
+		c.Close()
+	}
+}
+
 func (s *sink) count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -127,6 +139,7 @@ func (s *sink) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	s.maxActive = max(s.maxActive, s.active)
 	s.rcptsSeen = append(s.rcptsSeen, nil)
 	idx := len(s.rcptsSeen) - 1
+	s.conns = append(s.conns, c.Conn())
 	s.mu.Unlock()
 	return &sinkSession{s: s, c: c, idx: idx}, nil
 }
@@ -161,6 +174,11 @@ func (ss *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
 	ss.s.mu.Unlock()
 	if needAuth && !ss.authed {
 		return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "authentication required"}
+	}
+	if ss.s.mail421.Add(-1) >= 0 {
+		// RFC 5321 §3.8: a server shutting down answers 421 and closes.
+		time.AfterFunc(50*time.Millisecond, func() { ss.c.Conn().Close() })
+		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "closing"}
 	}
 	if _, ok := ss.c.TLSConnectionState(); ok {
 		ss.s.tlsMails.Add(1)
