@@ -201,6 +201,10 @@ func TestStartupQuarantinesCorruptEnvelopes(t *testing.T) {
 		"00000000000000000000beef" + envSuffix: `{"version":1,"id":"00000000000000000000beef","from":"a@b","rcpts":[{"addr":"c@d","state":"pending"}],"created":"2026-01-01T00:00:00Z","size":1,"attempts":0,"next_try":"2026-01-01T00:00:00Z"}`,
 		"not-an-id" + envSuffix:                "{}",
 		".x.env.tmp.1.2.3":                     "partial",
+		// Enqueue creates the .env in place: a crash right after the
+		// create leaves it empty (no 250 was given for it).
+		"000000000000000000000e00" + envSuffix: "",
+		"000000000000000000000e00" + msgSuffix: testMsg,
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
 			t.Fatal(err)
@@ -216,7 +220,8 @@ func TestStartupQuarantinesCorruptEnvelopes(t *testing.T) {
 	}
 	q := spoolFiles(t, filepath.Join(dir, quarantineDir))
 	want := map[string]bool{bad + envSuffix: true, bad + msgSuffix: true,
-		"00000000000000000000beef" + envSuffix: true, "not-an-id" + envSuffix: true}
+		"00000000000000000000beef" + envSuffix: true, "not-an-id" + envSuffix: true,
+		"000000000000000000000e00" + envSuffix: true, "000000000000000000000e00" + msgSuffix: true}
 	for _, n := range q {
 		delete(want, n)
 	}

@@ -14,22 +14,31 @@
 // where SMTP itself allows it (RFC 5321 §6.1 prefers a duplicate to a
 // loss). The argument, step by step:
 //
-//   - Enqueue writes and fsyncs <id>.msg, then writes <id>.env durably
-//     (temp file, fsync, rename, fsync of the directory, which also makes
-//     the .msg name durable), and only then returns; the SMTP server
-//     answers 250 after that. A crash before the .env
-//     rename leaves at most an orphan .msg, which no client was told was
-//     accepted; New removes it. A crash after it leaves a complete
-//     message, which New schedules.
+//   - Enqueue writes and fsyncs <id>.msg, then creates <id>.env in place
+//     (O_EXCL), writes and fsyncs it, then fsyncs the directory once,
+//     which makes both names durable, and only then returns; the SMTP
+//     server answers 250 after that. A crash before the .env exists
+//     leaves at most an orphan .msg, which no client was told was
+//     accepted; New removes it. A crash while the .env is being written
+//     leaves it torn or empty, never for a message that got its 250: it
+//     fails to decode and New quarantines it. A crash after the
+//     directory sync leaves a complete message, which New schedules.
+//     Since the .msg was fsynced before the .env was created, a complete
+//     .env always has its complete body.
 //   - A delivery attempt reads the .env, talks to the peer and then
 //     rewrites the .env durably with every recipient's new status before
 //     the message is scheduled again. A crash between the peer's 250 and
 //     that rewrite leaves the recipients marked pending, so they are sent
 //     again after restart: a duplicate, never a loss.
 //   - When no recipient is left pending (all sent or bounced) the .env is
-//     removed first and the .msg second. A crash between the two leaves
-//     an orphan .msg, removed at the next start; never an .env without its
-//     body.
+//     removed first and the .msg second, and one directory fsync makes
+//     both removals durable. A crash that loses both sends the message
+//     again (a duplicate); one that keeps only a removed .env leaves an
+//     orphan .msg, removed at the next start; the unlikely rest (the .msg
+//     gone, its .env back) is quarantined at start, never sent without
+//     its body.
+//   - Later envelope rewrites (after an attempt) stay atomic: temporary
+//     file, fsync, rename, directory fsync.
 //   - Bounces are injected through Bouncer before the recipients are
 //     marked bounced, so a crash in between sends a second DSN rather
 //     than none.
@@ -53,6 +62,14 @@
 //     connection each, so MaxConcurrent bounds connections as well as
 //     messages in flight; a message waiting for a busy destination
 //     (MaxPerDestination) holds its slot meanwhile.
+//   - A session that ended its transaction cleanly is kept idle for the
+//     next message to the same destination (up to connIdleLimit idle and
+//     connReuseLimit after it was opened), which then needs only MAIL,
+//     RCPT and DATA. An idle session counts against MaxPerDestination
+//     (a new one is dialled only when none is idle) and gives way to new
+//     connections beyond MaxConcurrent. If a reused session's MAIL gets
+//     no reply or a 421, the peer had dropped it and nothing was
+//     accepted on it: the message goes over a fresh connection.
 //   - Only one process may run a Queue on a directory; the CLI reaches it
 //     through the server's control socket.
 //   - MX delivery uses opportunistic, unauthenticated STARTTLS (RFC 7435):

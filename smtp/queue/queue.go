@@ -127,7 +127,7 @@ func (q *Queue) Enqueue(ctx context.Context, from string, to []string, r io.Read
 	}
 	e := &envelope{Version: envelopeVersion, ID: id, From: from, Rcpts: rcpts,
 		Created: now, Size: size, EightBit: eightBit, NextTry: now}
-	if err := q.writeEnv(e); err != nil {
+	if err := q.createEnv(e); err != nil {
 		_ = q.cfg.Fs.Remove(q.msgPath(id))
 		return "", err
 	}

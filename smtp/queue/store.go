@@ -80,6 +80,37 @@ func (q *Queue) writeEnv(e *envelope) error {
 	return nil
 }
 
+// createEnv writes a new message's envelope straight to <id>.env (no
+// temporary name: nothing was acknowledged for it yet, and a torn one
+// found at start fails to decode and is quarantined), fsyncs it and then
+// the directory, which makes the names of both the .env and the .msg
+// written before it durable with one sync.
+func (q *Queue) createEnv(e *envelope) error {
+	b, err := encodeEnvelope(e)
+	if err != nil {
+		return err
+	}
+	f, err := q.cfg.Fs.OpenFile(q.envPath(e.ID), os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
+	if err != nil {
+		return fmt.Errorf("queue: create envelope %s: %w", e.ID, err)
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = durable.SyncDir(q.cfg.Fs, q.cfg.Dir)
+	}
+	if err != nil {
+		_ = q.cfg.Fs.Remove(q.envPath(e.ID))
+		return fmt.Errorf("queue: create envelope %s: %w", e.ID, err)
+	}
+	return nil
+}
+
 // readEnv loads and checks an envelope; a missing file is ErrNotFound.
 func (q *Queue) readEnv(id string) (*envelope, error) {
 	f, err := q.cfg.Fs.Open(q.envPath(id))
@@ -108,17 +139,19 @@ func (q *Queue) readEnv(id string) (*envelope, error) {
 var errCorrupt = errors.New("corrupt envelope")
 
 // removeFiles removes a finished or deleted message: the envelope first
-// (durably, so the message is gone) and then the body. A crash between
-// the two leaves an orphan body that the next start removes.
+// and then the body, with one directory sync for both. If a crash loses
+// the removals, both files come back and the message is sent again (a
+// duplicate, never a loss); if it keeps only the second, the envelope
+// without its body is quarantined at the next start.
 func (q *Queue) removeFiles(id string) error {
 	if err := q.cfg.Fs.Remove(q.envPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("queue: remove %s: %w", id, err)
 	}
-	if err := durable.SyncDir(q.cfg.Fs, q.cfg.Dir); err != nil {
-		return fmt.Errorf("queue: remove %s: %w", id, err)
-	}
 	if err := q.cfg.Fs.Remove(q.msgPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("queue: remove body %s: %w", id, err)
+	}
+	if err := durable.SyncDir(q.cfg.Fs, q.cfg.Dir); err != nil {
+		return fmt.Errorf("queue: remove %s: %w", id, err)
 	}
 	return nil
 }
