@@ -34,6 +34,8 @@ type Queue struct {
 	dests  map[string]*destSem // connection slots per destination
 	conns  *connCache          // idle sessions per destination
 
+	dirSync *dirSyncer // shared fsyncs of Dir
+
 	// Test hooks, nil in production: called at crash-relevant points.
 	hookAfterMsg      func(id string)
 	hookAfterDelivery func(id string)
@@ -75,6 +77,8 @@ func New(cfg Config) (*Queue, error) {
 		grace:  shutdownGrace,
 		dests:  map[string]*destSem{},
 		conns:  newConnCache(cfg.MaxConcurrent, cfg.Now),
+
+		dirSync: newDirSyncer(cfg.Fs, cfg.Dir),
 	}
 	if err := q.scan(); err != nil {
 		_ = unlock()

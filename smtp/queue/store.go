@@ -102,7 +102,7 @@ func (q *Queue) createEnv(e *envelope) error {
 		err = cerr
 	}
 	if err == nil {
-		err = durable.SyncDir(q.cfg.Fs, q.cfg.Dir)
+		err = q.dirSync.sync()
 	}
 	if err != nil {
 		_ = q.cfg.Fs.Remove(q.envPath(e.ID))
@@ -150,7 +150,7 @@ func (q *Queue) removeFiles(id string) error {
 	if err := q.cfg.Fs.Remove(q.msgPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("queue: remove body %s: %w", id, err)
 	}
-	if err := durable.SyncDir(q.cfg.Fs, q.cfg.Dir); err != nil {
+	if err := q.dirSync.sync(); err != nil {
 		return fmt.Errorf("queue: remove %s: %w", id, err)
 	}
 	return nil
