@@ -23,6 +23,12 @@ func newNormReader(src io.Reader) *normReader {
 	return &normReader{src: src, in: make([]byte, 32<<10), buf: make([]byte, 0, 64<<10)}
 }
 
+// reset makes n ready for another message, keeping its buffers; src nil
+// drops the old source before n goes back to a pool.
+func (n *normReader) reset(src io.Reader) {
+	*n = normReader{src: src, in: n.in, buf: n.buf[:0]}
+}
+
 func (n *normReader) Read(p []byte) (int, error) {
 	for len(n.out) == 0 {
 		if n.eof {

@@ -35,6 +35,8 @@ type Queue struct {
 	conns  *connCache          // idle sessions per destination
 
 	dirSync *dirSyncer // shared fsyncs of Dir
+	bufs    sync.Pool  // *[]byte of copyBufSize, for bodies
+	norms   sync.Pool  // *normReader, for Enqueue
 
 	// Test hooks, nil in production: called at crash-relevant points.
 	hookAfterMsg      func(id string)

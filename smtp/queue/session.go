@@ -189,7 +189,9 @@ func (q *Queue) sendData(c *smtp.Client, id string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(w, f); err != nil {
+	bp := q.getBuf()
+	defer q.bufs.Put(bp)
+	if _, err := io.CopyBuffer(w, readerOnly{f}, *bp); err != nil {
 		return fmt.Errorf("sending body: %w", err)
 	}
 	return w.Close()

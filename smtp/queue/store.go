@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
@@ -50,12 +49,13 @@ func (q *Queue) writeMsg(id string, r io.Reader) (int64, bool, error) {
 	if err != nil {
 		return 0, false, fmt.Errorf("queue: spool %s: %w", id, err)
 	}
-	nr := newNormReader(r)
-	bw := bufio.NewWriterSize(f, 64<<10)
-	_, err = io.Copy(bw, nr)
-	if err == nil {
-		err = bw.Flush()
-	}
+	nr := q.getNorm(r)
+	defer q.putNorm(nr)
+	bp := q.getBuf()
+	defer q.bufs.Put(bp)
+	// Writes go out in whole buffers; writerOnly hides os.File.ReadFrom,
+	// whose fallback would allocate a buffer of its own.
+	_, err = io.CopyBuffer(writerOnly{f}, nr, *bp)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -252,3 +252,36 @@ func (q *Queue) readHeader(id string) ([]byte, error) {
 	}
 	return nil, nil
 }
+
+// copyBufSize is the size of the pooled buffers that bodies are copied
+// through, to and from the spool.
+const copyBufSize = 64 << 10
+
+// getBuf returns a pooled copy buffer; put it back into q.bufs.
+func (q *Queue) getBuf() *[]byte {
+	if bp, ok := q.bufs.Get().(*[]byte); ok {
+		return bp
+	}
+	b := make([]byte, copyBufSize)
+	return &b
+}
+
+// getNorm returns a pooled normReader reading src.
+func (q *Queue) getNorm(src io.Reader) *normReader {
+	if nr, ok := q.norms.Get().(*normReader); ok {
+		nr.reset(src)
+		return nr
+	}
+	return newNormReader(src)
+}
+
+func (q *Queue) putNorm(nr *normReader) {
+	nr.reset(nil)
+	q.norms.Put(nr)
+}
+
+// writerOnly and readerOnly hide ReadFrom and WriteTo from io.CopyBuffer,
+// so the pooled buffer is used.
+type writerOnly struct{ io.Writer }
+
+type readerOnly struct{ io.Reader }
