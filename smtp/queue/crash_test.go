@@ -113,7 +113,7 @@ func spoolFiles(t *testing.T, dir string) []string {
 	}
 	var names []string
 	for _, e := range ents {
-		if e.Name() != lockFile {
+		if e.Name() != lockFile && !isFreeName(e.Name()) {
 			names = append(names, e.Name())
 		}
 	}

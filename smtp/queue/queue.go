@@ -37,6 +37,7 @@ type Queue struct {
 	dirSync *dirSyncer // shared fsyncs of Dir
 	bufs    sync.Pool  // *[]byte of copyBufSize, for bodies
 	norms   sync.Pool  // *normReader, for Enqueue
+	free    freePool   // spool files for reuse
 
 	// Test hooks, nil in production: called at crash-relevant points.
 	hookAfterMsg      func(id string)

@@ -44,8 +44,7 @@ func newID(now time.Time) (string, error) {
 // directory sync of the .env write that follows makes both names durable
 // before Enqueue returns.
 func (q *Queue) writeMsg(id string, r io.Reader) (int64, bool, error) {
-	p := q.msgPath(id)
-	f, err := q.cfg.Fs.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
+	f, err := q.openNew(q.msgPath(id))
 	if err != nil {
 		return 0, false, fmt.Errorf("queue: spool %s: %w", id, err)
 	}
@@ -56,6 +55,9 @@ func (q *Queue) writeMsg(id string, r io.Reader) (int64, bool, error) {
 	// Writes go out in whole buffers; writerOnly hides os.File.ReadFrom,
 	// whose fallback would allocate a buffer of its own.
 	_, err = io.CopyBuffer(writerOnly{f}, nr, *bp)
+	if err == nil {
+		err = f.Truncate(nr.size) // cut a recycled file's old tail
+	}
 	if err == nil {
 		err = f.Sync()
 	}
@@ -90,11 +92,14 @@ func (q *Queue) createEnv(e *envelope) error {
 	if err != nil {
 		return err
 	}
-	f, err := q.cfg.Fs.OpenFile(q.envPath(e.ID), os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
+	f, err := q.openNew(q.envPath(e.ID))
 	if err != nil {
 		return fmt.Errorf("queue: create envelope %s: %w", e.ID, err)
 	}
 	_, err = f.Write(b)
+	if err == nil {
+		err = f.Truncate(int64(len(b)))
+	}
 	if err == nil {
 		err = f.Sync()
 	}
@@ -144,10 +149,10 @@ var errCorrupt = errors.New("corrupt envelope")
 // duplicate, never a loss); if it keeps only the second, the envelope
 // without its body is quarantined at the next start.
 func (q *Queue) removeFiles(id string) error {
-	if err := q.cfg.Fs.Remove(q.envPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := q.release(q.envPath(id)); err != nil {
 		return fmt.Errorf("queue: remove %s: %w", id, err)
 	}
-	if err := q.cfg.Fs.Remove(q.msgPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := q.release(q.msgPath(id)); err != nil {
 		return fmt.Errorf("queue: remove body %s: %w", id, err)
 	}
 	if err := q.dirSync.sync(); err != nil {
@@ -195,6 +200,11 @@ func (q *Queue) scan() error {
 			continue
 		}
 		switch {
+		case isFreeName(n):
+			q.free.seen(n)
+			if !q.free.add(filepath.Join(q.cfg.Dir, n)) {
+				q.removeStray(n)
+			}
 		case strings.HasPrefix(n, ".") && strings.Contains(n, ".tmp."):
 			// A temporary file of an interrupted durable write.
 			q.removeStray(n)
