@@ -221,7 +221,9 @@ func (q *Queue) Delete(id string) error {
 	if it.deleted {
 		return fmt.Errorf("queue: delete %q: %w", id, ErrNotFound)
 	}
-	if err := q.removeFiles(id); err != nil {
+	// A delivery in progress may still be reading the body: remove it,
+	// never recycle it.
+	if err := q.removeFiles(id, false); err != nil {
 		return err
 	}
 	it.deleted = true

@@ -32,42 +32,47 @@ func freeFiles(t *testing.T, dir string) map[uint64]string {
 	return out
 }
 
-// A finished message's files are kept as free files and reused, written
+// A delivered message's body is kept as a free file and reused, written
 // over and cut to the new length, by the next message.
-func TestSpoolFilesAreRecycled(t *testing.T) {
+func TestBodiesAreRecycled(t *testing.T) {
 	t.Parallel()
 	s := newSink(t)
 	h := newHarness(t, s, nil)
 	h.run(t)
 	long := testMsg + strings.Repeat("a long first body line\r\n", 200)
-	h.enqueue(t, "alice@local.test", []string{"bob@remote.test", "carol@remote.test", "dave@remote.test"}, long)
+	first := h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, long)
+	firstIno := inode(t, h.q.msgPath(first))
 	s.wait(t)
 	h.waitAttempt(t)
 	free := freeFiles(t, h.cfg.Dir)
-	if len(free) != 2 {
-		t.Fatalf("free files %v, want the finished .env and .msg", free)
+	if len(free) != 1 || free[firstIno] == "" {
+		t.Fatalf("free files %v, want the delivered body (inode %d)", free, firstIno)
 	}
 	if f := spoolFiles(t, h.cfg.Dir); len(f) != 0 {
 		t.Fatalf("spool holds %v after delivery", f)
 	}
 
-	// The next message takes both files over.
-	h2 := h.q
-	id, err := h2.Enqueue(t.Context(), "alice@local.test", []string{"erin@remote.test"}, strings.NewReader(testMsg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []string{h.q.msgPath(id), h.q.envPath(id)} {
-		if _, ok := free[inode(t, p)]; !ok {
-			t.Errorf("%s is a new file, want a recycled one", filepath.Base(p))
-		}
+	id := h.enqueue(t, "alice@local.test", []string{"erin@remote.test"}, testMsg)
+	if got := inode(t, h.q.msgPath(id)); got != firstIno {
+		t.Errorf("new body is inode %d, want the recycled %d", got, firstIno)
 	}
 	m := s.wait(t)
 	if string(m.Body) != testMsg {
 		t.Errorf("recycled body delivered as %q, want %q (old tail cut)", m.Body, testMsg)
 	}
-	if len(m.To) != 1 || m.To[0] != "erin@remote.test" {
-		t.Errorf("recipients %v, want only erin (the old envelope's tail is gone)", m.To)
+}
+
+// Delete never recycles: a delivery may still be reading the body, and
+// must not see the next message's content in it.
+func TestDeleteDoesNotRecycle(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil, nil)
+	id := h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, testMsg)
+	if err := h.q.Delete(id); err != nil {
+		t.Fatal(err)
+	}
+	if got := freeFiles(t, h.cfg.Dir); len(got) != 0 {
+		t.Errorf("free files %v after Delete, want none", got)
 	}
 }
 
@@ -76,42 +81,40 @@ func TestSpoolFilesAreRecycled(t *testing.T) {
 func TestFreeFilesAfterRestart(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	first := newHarness(t, nil, func(c *Config) { c.Dir = dir })
+	s := newSink(t)
+	first := newHarness(t, s, func(c *Config) { c.Dir = dir })
 	for _, n := range []string{"free-7", "free-3"} {
-		if err := os.WriteFile(filepath.Join(dir, n), []byte("old body\r\n"), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(strings.Repeat("old body\r\n", 100)), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := first.q.Close(); err != nil {
 		t.Fatal(err)
 	}
-	h := newHarness(t, nil, func(c *Config) { c.Dir = dir })
+	h := newHarness(t, s, func(c *Config) { c.Dir = dir })
 	if n := h.queued(t); n != 0 {
 		t.Fatalf("%d messages scheduled from free files", n)
 	}
 	if got := freeFiles(t, dir); len(got) != 2 {
 		t.Fatalf("free files after start %v, want both kept", got)
 	}
-	id := h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, testMsg)
+	h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, testMsg)
+	h.enqueue(t, "alice@local.test", []string{"carol@remote.test"}, testMsg)
 	if got := freeFiles(t, dir); len(got) != 0 {
 		t.Errorf("free files %v left, want both reused", got)
 	}
-	b, err := os.ReadFile(h.q.msgPath(id))
-	if err != nil || string(b) != testMsg {
-		t.Fatalf("body %q, %v", b, err)
-	}
-	if err := h.q.Delete(id); err != nil {
-		t.Fatal(err)
-	}
-	got := freeFiles(t, dir)
-	if len(got) != 2 {
-		t.Fatalf("free files after Delete %v, want 2", got)
+	h.run(t)
+	for range 2 {
+		if m := s.wait(t); string(m.Body) != testMsg {
+			t.Errorf("delivered %q, want %q", m.Body, testMsg)
+		}
+		h.waitAttempt(t)
 	}
 	names := map[string]bool{}
-	for _, n := range got {
+	for _, n := range freeFiles(t, dir) {
 		names[n] = true
 	}
-	if !names["free-8"] || !names["free-9"] {
-		t.Errorf("free names %v, want free-8 and free-9 (numbered past those found at start)", got)
+	if len(names) != 2 || !names["free-8"] || !names["free-9"] {
+		t.Errorf("free names %v, want free-8 and free-9 (numbered past those found at start)", names)
 	}
 }
