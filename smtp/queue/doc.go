@@ -7,7 +7,7 @@
 // Each message is two files in Config.Dir: <id>.msg holds the body
 // (normalised to CRLF line endings) and <id>.env holds the envelope as
 // JSON: sender, per-recipient status, attempts and the next try. Files
-// named free-<n> are spare body files kept for reuse (see recycle.go).
+// named free-<n> are spare files kept for reuse (see recycle.go).
 //
 // # At-least-once
 //
@@ -38,15 +38,19 @@
 //     orphan .msg, removed at the next start; the unlikely rest (the .msg
 //     gone, its .env back) is quarantined at start, never sent without
 //     its body.
-//   - Bodies are recycled: a delivered message's .msg is renamed to a free
-//     name (free-<n>, at most maxFreeFiles of at most maxFreeSize) rather
-//     than removed, and a new message's .msg is a free file renamed to
-//     its id, written over and cut to length before its fsync. This
-//     changes none of the steps above: until its .env exists a .msg is an
-//     orphan, whatever it holds, and the .env is created only after the
-//     body's fsync. Only the delivery attempt that finished the message
-//     recycles its body (Delete removes it: an attempt may still be
-//     reading it); envelopes are never recycled. Free files are never
+//   - Files are recycled: a delivered message's .env and .msg are renamed
+//     to free names (free-<n>, at most maxFreeFiles of at most
+//     maxFreeSize) rather than removed, and a new message's files are
+//     free ones renamed to its id, written over and cut to length before
+//     their fsync. This changes none of the steps above: until its .env
+//     exists a .msg is an orphan, whatever it holds, and the .env is
+//     written only after the body's fsync; a recycled .env torn by a
+//     crash holds either the new envelope, whole, or something that fails
+//     to decode or names another id, and is quarantined. Only the
+//     delivery attempt that finished a message recycles its files
+//     (Delete removes them: an attempt may still be reading the body);
+//     List, which reads envelopes at any time, skips one whose name has
+//     gone when what it read does not decode. Free files are never
 //     scheduled; they keep old message content until reused.
 //   - Later envelope rewrites (after an attempt) stay atomic: temporary
 //     file, fsync, rename, directory fsync.

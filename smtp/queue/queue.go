@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -168,6 +169,14 @@ func (q *Queue) List() ([]Item, error) {
 	out := make([]Item, 0, len(ids))
 	for _, id := range ids {
 		e, err := q.readEnv(id)
+		if errors.Is(err, errCorrupt) {
+			// A finished message's envelope is renamed away before it is
+			// recycled for a new message, so what was read may have been
+			// the new one; the name being gone shows that.
+			if _, serr := q.cfg.Fs.Stat(q.envPath(id)); errors.Is(serr, os.ErrNotExist) {
+				continue
+			}
+		}
 		if errors.Is(err, ErrNotFound) {
 			continue // finished or deleted meanwhile
 		}

@@ -10,15 +10,13 @@ import (
 	"sync"
 )
 
-// Message bodies are recycled: a delivered message's .msg is renamed to a
-// free name ("free-<n>") in Dir instead of being removed, and the next
-// message's body is a free file renamed to its id and written over. On
-// ext4 this replaces an inode allocation and a deletion per message (the
+// Spool files are recycled: a delivered message's .env and .msg are
+// renamed to free names ("free-<n>") in Dir instead of being removed, and
+// a new message's files are free ones renamed to its id and written over.
+// On ext4 this replaces an inode allocation and a deletion per file (the
 // allocator's search past recently deleted inodes dominated the CPU of a
 // busy relay) by two renames within the directory. Free files mean
 // nothing: scan neither schedules nor removes them, only counts them in.
-// Envelopes are not recycled: List reads them at any time, and must never
-// find another message's envelope under an id.
 const (
 	freePrefix = "free-"
 	// maxFreeFiles bounds the pool; beyond it, files are removed.

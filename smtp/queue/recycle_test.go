@@ -1,11 +1,15 @@
 package queue
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
+
+	"github.com/spf13/afero"
 )
 
 func inode(t *testing.T, path string) uint64 {
@@ -32,33 +36,37 @@ func freeFiles(t *testing.T, dir string) map[uint64]string {
 	return out
 }
 
-// A delivered message's body is kept as a free file and reused, written
+// A delivered message's files are kept as free files and reused, written
 // over and cut to the new length, by the next message.
-func TestBodiesAreRecycled(t *testing.T) {
+func TestFilesAreRecycled(t *testing.T) {
 	t.Parallel()
 	s := newSink(t)
 	h := newHarness(t, s, nil)
 	h.run(t)
 	long := testMsg + strings.Repeat("a long first body line\r\n", 200)
-	first := h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, long)
-	firstIno := inode(t, h.q.msgPath(first))
+	h.enqueue(t, "alice@local.test", []string{"bob@remote.test", "carol@remote.test", "dave@remote.test"}, long)
 	s.wait(t)
 	h.waitAttempt(t)
 	free := freeFiles(t, h.cfg.Dir)
-	if len(free) != 1 || free[firstIno] == "" {
-		t.Fatalf("free files %v, want the delivered body (inode %d)", free, firstIno)
+	if len(free) != 2 {
+		t.Fatalf("free files %v, want the delivered .env and .msg", free)
 	}
 	if f := spoolFiles(t, h.cfg.Dir); len(f) != 0 {
 		t.Fatalf("spool holds %v after delivery", f)
 	}
 
 	id := h.enqueue(t, "alice@local.test", []string{"erin@remote.test"}, testMsg)
-	if got := inode(t, h.q.msgPath(id)); got != firstIno {
-		t.Errorf("new body is inode %d, want the recycled %d", got, firstIno)
+	for _, p := range []string{h.q.msgPath(id), h.q.envPath(id)} {
+		if _, ok := free[inode(t, p)]; !ok {
+			t.Errorf("%s is a new file, want a recycled one", filepath.Base(p))
+		}
 	}
 	m := s.wait(t)
 	if string(m.Body) != testMsg {
 		t.Errorf("recycled body delivered as %q, want %q (old tail cut)", m.Body, testMsg)
+	}
+	if len(m.To) != 1 || m.To[0] != "erin@remote.test" {
+		t.Errorf("recipients %v, want only erin (the old envelope's tail is gone)", m.To)
 	}
 }
 
@@ -114,7 +122,57 @@ func TestFreeFilesAfterRestart(t *testing.T) {
 	for _, n := range freeFiles(t, dir) {
 		names[n] = true
 	}
-	if len(names) != 2 || !names["free-8"] || !names["free-9"] {
-		t.Errorf("free names %v, want free-8 and free-9 (numbered past those found at start)", names)
+	if len(names) != 4 || !names["free-8"] || !names["free-9"] || !names["free-10"] || !names["free-11"] {
+		t.Errorf("free names %v, want free-8 to free-11 (numbered past those found at start)", names)
+	}
+}
+
+// recyclingFs plays the race List can lose: between List taking an id and
+// reading its envelope, the message finished and its .env was recycled
+// (renamed away, written over by another message).
+type recyclingFs struct {
+	afero.Fs
+	victim atomic.Value // the .env path whose reads see another envelope
+	gone   atomic.Bool  // whether that name has gone by the time of Stat
+}
+
+func (r *recyclingFs) Open(name string) (afero.File, error) {
+	if v, _ := r.victim.Load().(string); v == name {
+		mem := afero.NewMemMapFs()
+		_ = afero.WriteFile(mem, "/x", []byte(`{"version":1,"id":"someone else"}`), 0o600)
+		return mem.Open("/x")
+	}
+	return r.Fs.Open(name)
+}
+
+func (r *recyclingFs) Stat(name string) (os.FileInfo, error) {
+	if v, _ := r.victim.Load().(string); v == name && r.gone.Load() {
+		return nil, os.ErrNotExist
+	}
+	return r.Fs.Stat(name)
+}
+
+func TestListSkipsRecycledEnvelope(t *testing.T) {
+	t.Parallel()
+	rfs := &recyclingFs{Fs: afero.NewOsFs()}
+	h := newHarness(t, nil, func(c *Config) { c.Fs = rfs })
+	keep := h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, testMsg)
+	raced := h.enqueue(t, "alice@local.test", []string{"carol@remote.test"}, testMsg)
+	rfs.victim.Store(h.q.envPath(raced))
+
+	rfs.gone.Store(true)
+	items, err := h.q.List()
+	if err != nil {
+		t.Fatalf("List failed on a recycled envelope: %v", err)
+	}
+	if len(items) != 1 || items[0].ID != keep {
+		t.Errorf("List = %+v, want only %s", items, keep)
+	}
+
+	// The same bad content under a name that is still there is real
+	// corruption, and List says so.
+	rfs.gone.Store(false)
+	if _, err := h.q.List(); err == nil || !errors.Is(err, errCorrupt) {
+		t.Errorf("List over a corrupt envelope: err = %v, want errCorrupt", err)
 	}
 }

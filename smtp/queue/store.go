@@ -82,9 +82,10 @@ func (q *Queue) writeEnv(e *envelope) error {
 	return nil
 }
 
-// createEnv writes a new message's envelope straight to <id>.env (no
-// temporary name: nothing was acknowledged for it yet, and a torn one
-// found at start fails to decode and is quarantined), fsyncs it and then
+// createEnv writes a new message's envelope straight to <id>.env (a free
+// file renamed there, or a new one; no temporary name: nothing was
+// acknowledged for it yet, and a torn one found at start fails to decode
+// or names another id, and is quarantined), fsyncs it and then
 // the directory, which makes the names of both the .env and the .msg
 // written before it durable with one (shared) sync.
 func (q *Queue) createEnv(e *envelope) error {
@@ -92,11 +93,14 @@ func (q *Queue) createEnv(e *envelope) error {
 	if err != nil {
 		return err
 	}
-	f, err := q.cfg.Fs.OpenFile(q.envPath(e.ID), os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
+	f, err := q.openNew(q.envPath(e.ID))
 	if err != nil {
 		return fmt.Errorf("queue: create envelope %s: %w", e.ID, err)
 	}
 	_, err = f.Write(b)
+	if err == nil {
+		err = f.Truncate(int64(len(b))) // cut a recycled file's old tail
+	}
 	if err == nil {
 		err = f.Sync()
 	}
@@ -144,17 +148,17 @@ var errCorrupt = errors.New("corrupt envelope")
 // and then the body, with one directory sync for both. If a crash loses
 // the removals, both files come back and the message is sent again (a
 // duplicate, never a loss); if it keeps only the second, the envelope
-// without its body is quarantined at the next start. recycle keeps the
-// body as a free file for the next message; only the delivery that read
-// it last may ask for that, since a reader still holding it open would
-// see the next message's content.
+// without its body is quarantined at the next start. recycle keeps both
+// as free files for the next message; only the delivery that read them
+// last may ask for that, since a reader still holding the body open would
+// see the next message's content (List copes with a recycled envelope).
 func (q *Queue) removeFiles(id string, recycle bool) error {
-	if err := q.cfg.Fs.Remove(q.envPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("queue: remove %s: %w", id, err)
-	}
 	rm := q.cfg.Fs.Remove
 	if recycle {
 		rm = q.release
+	}
+	if err := rm(q.envPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("queue: remove %s: %w", id, err)
 	}
 	if err := rm(q.msgPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("queue: remove body %s: %w", id, err)
