@@ -57,7 +57,7 @@ func (q *Queue) process(ctx context.Context, it *item) {
 	it.fileMu.Lock()
 	if !it.deleted {
 		if gone {
-			err = q.removeFiles(id, true) // this attempt was the body's last reader
+			err = q.removeFiles(id, true) // this attempt read the files last: recycle them
 		} else {
 			err = q.writeEnv(e)
 		}

@@ -38,7 +38,8 @@ func newID(now time.Time) (string, error) {
 	return fmt.Sprintf("%016x%s", uint64(now.UnixNano()), hex.EncodeToString(r[:])), nil
 }
 
-// writeMsg writes the body straight to <id>.msg and fsyncs it. No
+// writeMsg writes the body straight to <id>.msg (a recycled free file or
+// a new one, cut to the body's length) and fsyncs it. No
 // temporary name or directory sync is needed: without its .env the file
 // means nothing (a crash leaves an orphan that scan removes), and the
 // directory sync of the .env write that follows makes both names durable
