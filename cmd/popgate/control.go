@@ -45,7 +45,10 @@ type controlServer struct {
 	handlers map[string]controlHandler
 	logger   *slog.Logger
 	ln       net.Listener
-	wg       sync.WaitGroup
+	wg       sync.WaitGroup // handlers in flight
+
+	mu      sync.Mutex
+	serving chan struct{} // closed when serve returns; nil before serve
 }
 
 // listenControl creates the socket (replacing a stale one) with mode 0600.
@@ -71,6 +74,11 @@ func listenControl(path string, handlers map[string]controlHandler, logger *slog
 
 // serve accepts until the listener is closed.
 func (s *controlServer) serve(ctx context.Context) {
+	done := make(chan struct{})
+	s.mu.Lock()
+	s.serving = done
+	s.mu.Unlock()
+	defer close(done)
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
@@ -86,6 +94,14 @@ func (s *controlServer) serve(ctx context.Context) {
 
 func (s *controlServer) close() {
 	s.ln.Close()
+	// Wait for the accept loop first: only then can no wg.Add race the
+	// Wait below.
+	s.mu.Lock()
+	done := s.serving
+	s.mu.Unlock()
+	if done != nil {
+		<-done
+	}
 	s.wg.Wait()
 	_ = os.Remove(s.path)
 }
