@@ -201,8 +201,8 @@ func TestStartupQuarantinesCorruptEnvelopes(t *testing.T) {
 		"00000000000000000000beef" + envSuffix: `{"version":1,"id":"00000000000000000000beef","from":"a@b","rcpts":[{"addr":"c@d","state":"pending"}],"created":"2026-01-01T00:00:00Z","size":1,"attempts":0,"next_try":"2026-01-01T00:00:00Z"}`,
 		"not-an-id" + envSuffix:                "{}",
 		".x.env.tmp.1.2.3":                     "partial",
-		// Enqueue creates the .env in place: a crash right after the
-		// create leaves it empty (no 250 was given for it).
+		// A .env is only ever replaced whole (temporary name, rename):
+		// an empty one is corruption, kept for a human with its body.
 		"000000000000000000000e00" + envSuffix: "",
 		"000000000000000000000e00" + msgSuffix: testMsg,
 	} {

@@ -4,10 +4,14 @@
 //
 // # Files
 //
-// Each message is two files in Config.Dir: <id>.msg holds the body
-// (normalised to CRLF line endings) and <id>.env holds the envelope as
-// JSON: sender, per-recipient status, attempts and the next try. Files
-// named free-<n> are spare files kept for reuse (see recycle.go).
+// A new message is one file in Config.Dir, <id>.msg: the body (normalised
+// to CRLF line endings), then the initial envelope as JSON (sender,
+// recipients, size and CRC-32C of the body) and a trailer giving the
+// JSON's length and checksum (see spoolmeta.go). After a delivery attempt
+// that leaves recipients to try, <id>.env holds the envelope as JSON
+// (per-recipient status, attempts, next try) and overrides the one in the
+// .msg. Files named free-<n> are spare files kept for reuse (see
+// recycle.go).
 //
 // # At-least-once
 //
@@ -15,45 +19,46 @@
 // where SMTP itself allows it (RFC 5321 §6.1 prefers a duplicate to a
 // loss). The argument, step by step:
 //
-//   - Enqueue writes and fsyncs <id>.msg, then creates <id>.env in place
-//     (O_EXCL), writes and fsyncs it, then fsyncs the directory once,
-//     which makes both names durable, and only then returns; the SMTP
-//     server answers 250 after that. A crash before the .env exists
-//     leaves at most an orphan .msg, which no client was told was
-//     accepted; New removes it. A crash while the .env is being written
-//     leaves it torn or empty, never for a message that got its 250: it
-//     fails to decode and New quarantines it. A crash after the
-//     directory sync leaves a complete message, which New schedules.
-//     Since the .msg was fsynced before the .env was created, a complete
-//     .env always has its complete body.
-//   - A delivery attempt reads the .env, talks to the peer and then
-//     rewrites the .env durably with every recipient's new status before
+//   - Enqueue writes <id>.msg whole (body, envelope, trailer), cuts it
+//     to length, fsyncs it once, then fsyncs the directory (a sync shared
+//     with concurrent writers), which makes the name durable, and only
+//     then returns; the SMTP server answers 250 after that. A .msg is a
+//     queued message only if it checks out whole: the trailer's magic,
+//     the envelope's checksum, the envelope's id equal to the file name's,
+//     the body's length equal to the envelope's size, and the body's
+//     CRC-32C. A crash before the fsync completes can leave the file torn
+//     anywhere (any blocks written or not), and no client was told it was
+//     accepted: it fails one of the checks and New removes it as an orphan
+//     (a .msg that fails them next to a .env was acknowledged, and is
+//     quarantined instead). A crash after the directory sync leaves a
+//     complete message, which New schedules.
+//   - A delivery attempt reads the envelope (the .env, or while there is
+//     none the .msg's), talks to the peer and then writes the .env durably with every recipient's new status before
 //     the message is scheduled again. A crash between the peer's 250 and
 //     that rewrite leaves the recipients marked pending, so they are sent
 //     again after restart: a duplicate, never a loss.
-//   - When no recipient is left pending (all sent or bounced) the .env is
-//     removed first and the .msg second, and one directory fsync makes
-//     both removals durable. A crash that loses both sends the message
-//     again (a duplicate); one that keeps only a removed .env leaves an
-//     orphan .msg, removed at the next start; the unlikely rest (the .msg
-//     gone, its .env back) is quarantined at start, never sent without
-//     its body.
+//   - When no recipient is left pending (all sent or bounced) the .env
+//     (if any) is removed first and the .msg second, and one directory
+//     fsync makes both removals durable. A crash that loses both, or
+//     keeps only the .env's removal, sends the message again from the
+//     last envelope that survived (a duplicate); the unlikely rest (the
+//     .msg gone, its .env back) is quarantined at start, never sent
+//     without its body.
 //   - Files are recycled: a delivered message's .env and .msg are renamed
 //     to free names (free-<n>, at most maxFreeFiles of at most
-//     maxFreeSize) rather than removed, and a new message's files are
-//     free ones renamed to its id, written over and cut to length before
-//     their fsync. This changes none of the steps above: until its .env
-//     exists a .msg is an orphan, whatever it holds, and the .env is
-//     written only after the body's fsync; a recycled .env torn by a
-//     crash holds either the new envelope, whole, or something that fails
-//     to decode or names another id, and is quarantined. Only the
+//     maxFreeSize) rather than removed, and a new message's .msg is a free
+//     file renamed to its id, written over and cut to length before its
+//     fsync. This changes none of the steps above: a recycled file torn by
+//     a crash holds either the new message, whole and checking out, or
+//     old content whose envelope names another id or whose lengths or
+//     checksums do not match, and is removed as an orphan. Only the
 //     delivery attempt that finished a message recycles its files
 //     (Delete removes them: an attempt may still be reading the body);
-//     List, which reads envelopes at any time, skips one whose name has
+//     List, which reads envelopes at any time, skips one whose file has
 //     gone when what it read does not decode. Free files are never
 //     scheduled; they keep old message content until reused.
-//   - Later envelope rewrites (after an attempt) stay atomic: temporary
-//     file, fsync, rename, directory fsync.
+//   - Envelope writes after an attempt are atomic: temporary file, fsync,
+//     rename, directory fsync; the .msg is never written again.
 //   - Bounces are injected through Bouncer before the recipients are
 //     marked bounced, so a crash in between sends a second DSN rather
 //     than none.

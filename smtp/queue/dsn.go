@@ -75,7 +75,7 @@ func (q *Queue) sendWarning(ctx context.Context, e *envelope, now time.Time) {
 }
 
 func (q *Queue) injectDSN(ctx context.Context, e *envelope, rcpts []RecipientStatus, action string, now time.Time) error {
-	hdr, err := q.readHeader(e.ID)
+	hdr, err := q.readHeader(e.ID, e.Size)
 	if err != nil {
 		q.log.Warn("queue DSN without original header", "id", e.ID, "err", err)
 	}

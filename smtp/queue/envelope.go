@@ -48,16 +48,19 @@ type RecipientStatus struct {
 
 // envelope is the content of an .env file.
 type envelope struct {
-	Version  int               `json:"version"`
-	ID       string            `json:"id"`
-	From     string            `json:"from"`
-	Rcpts    []RecipientStatus `json:"rcpts"`
-	Created  time.Time         `json:"created"`
-	Size     int64             `json:"size"`
-	EightBit bool              `json:"eight_bit,omitempty"`
-	Attempts int               `json:"attempts"`
-	NextTry  time.Time         `json:"next_try"`
-	Warned   bool              `json:"warned,omitempty"`
+	Version int               `json:"version"`
+	ID      string            `json:"id"`
+	From    string            `json:"from"`
+	Rcpts   []RecipientStatus `json:"rcpts"`
+	Created time.Time         `json:"created"`
+	Size    int64             `json:"size"`
+	// BodyCRC is the body's CRC-32C, checked at start for a message
+	// whose only envelope is the one in its .msg (see spoolmeta.go).
+	BodyCRC  uint32    `json:"body_crc,omitempty"`
+	EightBit bool      `json:"eight_bit,omitempty"`
+	Attempts int       `json:"attempts"`
+	NextTry  time.Time `json:"next_try"`
+	Warned   bool      `json:"warned,omitempty"`
 }
 
 // needsUTF8 reports whether the envelope needs SMTPUTF8 (RFC 6531 §3.4).

@@ -101,7 +101,7 @@ func (q *Queue) Close() error {
 }
 
 // Enqueue spools a message for the given recipients and returns once body
-// and envelope are on disk (fsynced): only then may the SMTP server
+// and envelope are on disk (one file, fsynced): only then may the SMTP server
 // answer 250. from may be "" (the null sender of a bounce).
 func (q *Queue) Enqueue(ctx context.Context, from string, to []string, r io.Reader) (string, error) {
 	if err := checkAddr(from, true); err != nil {
@@ -125,21 +125,13 @@ func (q *Queue) Enqueue(ctx context.Context, from string, to []string, r io.Read
 	if err != nil {
 		return "", err
 	}
-	size, eightBit, err := q.writeMsg(id, r)
-	if err != nil {
-		_ = q.cfg.Fs.Remove(q.msgPath(id))
-		return "", err
-	}
-	if q.hookAfterMsg != nil {
-		q.hookAfterMsg(id)
-	}
 	e := &envelope{Version: envelopeVersion, ID: id, From: from, Rcpts: rcpts,
-		Created: now, Size: size, EightBit: eightBit, NextTry: now}
-	if err := q.createEnv(e); err != nil {
+		Created: now, NextTry: now}
+	if err := q.writeMsg(e, r); err != nil {
 		_ = q.cfg.Fs.Remove(q.msgPath(id))
 		return "", err
 	}
-	q.log.Info("queue enqueued", "id", id, "from", from, "rcpts", len(to), "size", size)
+	q.log.Info("queue enqueued", "id", id, "from", from, "rcpts", len(to), "size", e.Size)
 	q.schedule(id, now)
 	return id, nil
 }
@@ -170,10 +162,14 @@ func (q *Queue) List() ([]Item, error) {
 	for _, id := range ids {
 		e, err := q.readEnv(id)
 		if errors.Is(err, errCorrupt) {
-			// A finished message's envelope is renamed away before it is
-			// recycled for a new message, so what was read may have been
-			// the new one; the name being gone shows that.
-			if _, serr := q.cfg.Fs.Stat(q.envPath(id)); errors.Is(serr, os.ErrNotExist) {
+			// A finished message's files are renamed away before they
+			// are recycled for a new message, so what was read may have
+			// been the new one; the name being gone shows that.
+			name := q.envPath(id)
+			if errors.Is(err, errNoMeta) {
+				name = q.msgPath(id) // read from the .msg: there was no .env
+			}
+			if _, serr := q.cfg.Fs.Stat(name); errors.Is(serr, os.ErrNotExist) {
 				continue
 			}
 		}

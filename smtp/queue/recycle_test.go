@@ -48,18 +48,16 @@ func TestFilesAreRecycled(t *testing.T) {
 	s.wait(t)
 	h.waitAttempt(t)
 	free := freeFiles(t, h.cfg.Dir)
-	if len(free) != 2 {
-		t.Fatalf("free files %v, want the delivered .env and .msg", free)
+	if len(free) != 1 {
+		t.Fatalf("free files %v, want the delivered .msg (delivered at once: no .env)", free)
 	}
 	if f := spoolFiles(t, h.cfg.Dir); len(f) != 0 {
 		t.Fatalf("spool holds %v after delivery", f)
 	}
 
 	id := h.enqueue(t, "alice@local.test", []string{"erin@remote.test"}, testMsg)
-	for _, p := range []string{h.q.msgPath(id), h.q.envPath(id)} {
-		if _, ok := free[inode(t, p)]; !ok {
-			t.Errorf("%s is a new file, want a recycled one", filepath.Base(p))
-		}
+	if _, ok := free[inode(t, h.q.msgPath(id))]; !ok {
+		t.Errorf("%s is a new file, want a recycled one", filepath.Base(h.q.msgPath(id)))
 	}
 	m := s.wait(t)
 	if string(m.Body) != testMsg {
@@ -122,24 +120,26 @@ func TestFreeFilesAfterRestart(t *testing.T) {
 	for _, n := range freeFiles(t, dir) {
 		names[n] = true
 	}
-	if len(names) != 4 || !names["free-8"] || !names["free-9"] || !names["free-10"] || !names["free-11"] {
-		t.Errorf("free names %v, want free-8 to free-11 (numbered past those found at start)", names)
+	if len(names) != 2 || !names["free-8"] || !names["free-9"] {
+		t.Errorf("free names %v, want free-8 and free-9 (numbered past those found at start)", names)
 	}
 }
 
 // recyclingFs plays the race List can lose: between List taking an id and
-// reading its envelope, the message finished and its .env was recycled
-// (renamed away, written over by another message).
+// reading its envelope, the message finished and its file (.env, or the
+// .msg holding the initial envelope) was recycled (renamed away, written
+// over by another message).
 type recyclingFs struct {
 	afero.Fs
-	victim atomic.Value // the .env path whose reads see another envelope
-	gone   atomic.Bool  // whether that name has gone by the time of Stat
+	victim  atomic.Value // the path whose reads see another message
+	content []byte       // what they see
+	gone    atomic.Bool  // whether that name has gone by the time of Stat
 }
 
 func (r *recyclingFs) Open(name string) (afero.File, error) {
 	if v, _ := r.victim.Load().(string); v == name {
 		mem := afero.NewMemMapFs()
-		_ = afero.WriteFile(mem, "/x", []byte(`{"version":1,"id":"someone else"}`), 0o600)
+		_ = afero.WriteFile(mem, "/x", r.content, 0o600)
 		return mem.Open("/x")
 	}
 	return r.Fs.Open(name)
@@ -154,25 +154,50 @@ func (r *recyclingFs) Stat(name string) (os.FileInfo, error) {
 
 func TestListSkipsRecycledEnvelope(t *testing.T) {
 	t.Parallel()
-	rfs := &recyclingFs{Fs: afero.NewOsFs()}
-	h := newHarness(t, nil, func(c *Config) { c.Fs = rfs })
-	keep := h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, testMsg)
-	raced := h.enqueue(t, "alice@local.test", []string{"carol@remote.test"}, testMsg)
-	rfs.victim.Store(h.q.envPath(raced))
+	for _, tc := range []string{envSuffix, msgSuffix} {
+		t.Run(tc, func(t *testing.T) {
+			t.Parallel()
+			rfs := &recyclingFs{Fs: afero.NewOsFs()}
+			h := newHarness(t, nil, func(c *Config) { c.Fs = rfs })
+			keep := h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, testMsg)
+			raced := h.enqueue(t, "alice@local.test", []string{"carol@remote.test"}, testMsg)
+			if tc == envSuffix {
+				// A message after an attempt: its .env overrides the .msg.
+				e, err := h.q.readEnv(raced)
+				if err != nil {
+					t.Fatal(err)
+				}
+				e.Attempts = 1
+				if err := h.q.writeEnv(e); err != nil {
+					t.Fatal(err)
+				}
+				rfs.content = []byte(`{"version":1,"id":"someone else"}`)
+				rfs.victim.Store(h.q.envPath(raced))
+			} else {
+				// The .msg now holds another message, whole and valid.
+				b, err := os.ReadFile(h.q.msgPath(keep))
+				if err != nil {
+					t.Fatal(err)
+				}
+				rfs.content = b
+				rfs.victim.Store(h.q.msgPath(raced))
+			}
 
-	rfs.gone.Store(true)
-	items, err := h.q.List()
-	if err != nil {
-		t.Fatalf("List failed on a recycled envelope: %v", err)
-	}
-	if len(items) != 1 || items[0].ID != keep {
-		t.Errorf("List = %+v, want only %s", items, keep)
-	}
+			rfs.gone.Store(true)
+			items, err := h.q.List()
+			if err != nil {
+				t.Fatalf("List failed on a recycled file: %v", err)
+			}
+			if len(items) != 1 || items[0].ID != keep {
+				t.Errorf("List = %+v, want only %s", items, keep)
+			}
 
-	// The same bad content under a name that is still there is real
-	// corruption, and List says so.
-	rfs.gone.Store(false)
-	if _, err := h.q.List(); err == nil || !errors.Is(err, errCorrupt) {
-		t.Errorf("List over a corrupt envelope: err = %v, want errCorrupt", err)
+			// The same bad content under a name that is still there is
+			// real corruption, and List says so.
+			rfs.gone.Store(false)
+			if _, err := h.q.List(); err == nil || !errors.Is(err, errCorrupt) {
+				t.Errorf("List over a corrupt envelope: err = %v, want errCorrupt", err)
+			}
+		})
 	}
 }

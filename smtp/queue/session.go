@@ -168,7 +168,7 @@ func (q *Queue) transact(ctx context.Context, cc *cachedConn, dest string, e *en
 			out[i] = o
 		}
 	}
-	if err := q.sendData(c, e.ID); err != nil {
+	if err := q.sendData(c, e.ID, e.Size); err != nil {
 		setAll(errOutcome(err, "4.4.2"))
 		return out, false
 	}
@@ -179,7 +179,7 @@ func (q *Queue) transact(ctx context.Context, cc *cachedConn, dest string, e *en
 
 // sendData streams the spooled body through DATA; go-smtp's writer does
 // the dot-stuffing (RFC 5321 §4.5.2).
-func (q *Queue) sendData(c *smtp.Client, id string) error {
+func (q *Queue) sendData(c *smtp.Client, id string, size int64) error {
 	f, err := q.cfg.Fs.Open(q.msgPath(id))
 	if err != nil {
 		return fmt.Errorf("open body %s: %w", id, err)
@@ -191,7 +191,7 @@ func (q *Queue) sendData(c *smtp.Client, id string) error {
 	}
 	bp := q.getBuf()
 	defer q.bufs.Put(bp)
-	if _, err := io.CopyBuffer(w, readerOnly{f}, *bp); err != nil {
+	if _, err := io.CopyBuffer(w, io.LimitReader(f, size), *bp); err != nil {
 		return fmt.Errorf("sending body: %w", err)
 	}
 	return w.Close()

@@ -38,26 +38,43 @@ func newID(now time.Time) (string, error) {
 	return fmt.Sprintf("%016x%s", uint64(now.UnixNano()), hex.EncodeToString(r[:])), nil
 }
 
-// writeMsg writes the body straight to <id>.msg (a recycled free file or
-// a new one, cut to the body's length) and fsyncs it. No
-// temporary name or directory sync is needed: without its .env the file
-// means nothing (a crash leaves an orphan that scan removes), and the
-// directory sync of the .env write that follows makes both names durable
-// before Enqueue returns.
-func (q *Queue) writeMsg(id string, r io.Reader) (int64, bool, error) {
+// writeMsg spools a new message as one file, <id>.msg (a recycled free
+// file or a new one): the body, then e (completed with the body's size,
+// 8-bit flag and checksum) and the trailer (see spoolmeta.go), cut to
+// length, fsynced once, and then the directory (a shared sync) so the
+// name is durable before Enqueue returns. No temporary name is needed:
+// until the file is whole and synced nothing was acknowledged for it, and
+// a file found at start whose trailer, id, length or checksum do not
+// match is an orphan that scan removes.
+func (q *Queue) writeMsg(e *envelope, r io.Reader) error {
+	id := e.ID
 	f, err := q.openNew(q.msgPath(id))
 	if err != nil {
-		return 0, false, fmt.Errorf("queue: spool %s: %w", id, err)
+		return fmt.Errorf("queue: spool %s: %w", id, err)
 	}
 	nr := q.getNorm(r)
 	defer q.putNorm(nr)
 	bp := q.getBuf()
 	defer q.bufs.Put(bp)
+	h := newBodyHash()
 	// Writes go out in whole buffers; writerOnly hides os.File.ReadFrom,
 	// whose fallback would allocate a buffer of its own.
-	_, err = io.CopyBuffer(writerOnly{f}, nr, *bp)
+	_, err = io.CopyBuffer(writerOnly{io.MultiWriter(f, h)}, nr, *bp)
+	if err == nil && q.hookAfterMsg != nil {
+		q.hookAfterMsg(id)
+	}
+	var size int64
 	if err == nil {
-		err = f.Truncate(nr.size) // cut a recycled file's old tail
+		e.Size, e.EightBit, e.BodyCRC = nr.size, nr.eightBit, h.Sum32()
+		var meta []byte
+		meta, err = appendSpoolMeta((*bp)[:0], e)
+		if err == nil {
+			_, err = f.Write(meta)
+			size = nr.size + int64(len(meta))
+		}
+	}
+	if err == nil {
+		err = f.Truncate(size) // cut a recycled file's old tail
 	}
 	if err == nil {
 		err = f.Sync()
@@ -65,10 +82,13 @@ func (q *Queue) writeMsg(id string, r io.Reader) (int64, bool, error) {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return 0, false, fmt.Errorf("queue: spool %s: %w", id, err)
+	if err == nil {
+		err = q.dirSync.sync()
 	}
-	return nr.size, nr.eightBit, nil
+	if err != nil {
+		return fmt.Errorf("queue: spool %s: %w", id, err)
+	}
+	return nil
 }
 
 // writeEnv replaces the envelope file durably.
@@ -83,46 +103,13 @@ func (q *Queue) writeEnv(e *envelope) error {
 	return nil
 }
 
-// createEnv writes a new message's envelope straight to <id>.env (a free
-// file renamed there, or a new one; no temporary name: nothing was
-// acknowledged for it yet, and a torn one found at start fails to decode
-// or names another id, and is quarantined), fsyncs it and then
-// the directory, which makes the names of both the .env and the .msg
-// written before it durable with one (shared) sync.
-func (q *Queue) createEnv(e *envelope) error {
-	b, err := encodeEnvelope(e)
-	if err != nil {
-		return err
-	}
-	f, err := q.openNew(q.envPath(e.ID))
-	if err != nil {
-		return fmt.Errorf("queue: create envelope %s: %w", e.ID, err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Truncate(int64(len(b))) // cut a recycled file's old tail
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = q.dirSync.sync()
-	}
-	if err != nil {
-		_ = q.cfg.Fs.Remove(q.envPath(e.ID))
-		return fmt.Errorf("queue: create envelope %s: %w", e.ID, err)
-	}
-	return nil
-}
-
-// readEnv loads and checks an envelope; a missing file is ErrNotFound.
+// readEnv loads and checks a message's envelope: its .env if there is
+// one (written after a delivery attempt), else the initial envelope in
+// its .msg. A message with neither file is ErrNotFound.
 func (q *Queue) readEnv(id string) (*envelope, error) {
 	f, err := q.cfg.Fs.Open(q.envPath(id))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("queue: %s: %w", id, ErrNotFound)
+		return q.readMsgEnv(id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("queue: open envelope %s: %w", id, err)
@@ -142,13 +129,36 @@ func (q *Queue) readEnv(id string) (*envelope, error) {
 	return e, nil
 }
 
+// readMsgEnv reads the initial envelope from <id>.msg; a missing file is
+// ErrNotFound, a bad one errCorrupt (and errNoMeta).
+func (q *Queue) readMsgEnv(id string) (*envelope, error) {
+	f, err := q.cfg.Fs.Open(q.msgPath(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("queue: %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("queue: open body %s: %w", id, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("queue: stat body %s: %w", id, err)
+	}
+	e, err := readSpoolMeta(f, st.Size(), id)
+	if errors.Is(err, errNoMeta) {
+		return nil, fmt.Errorf("%w: %w", errCorrupt, err)
+	}
+	return e, err
+}
+
 // errCorrupt marks an envelope that cannot be trusted.
 var errCorrupt = errors.New("corrupt envelope")
 
 // removeFiles removes a finished or deleted message: the envelope first
 // and then the body, with one directory sync for both. If a crash loses
 // the removals, both files come back and the message is sent again (a
-// duplicate, never a loss); if it keeps only the second, the envelope
+// duplicate, never a loss); if it keeps only the first, the .msg's own
+// envelope sends it again (a duplicate); if only the second, the envelope
 // without its body is quarantined at the next start. recycle keeps both
 // as free files for the next message; only the delivery that read them
 // last may ask for that, since a reader still holding the body open would
@@ -179,7 +189,7 @@ func (q *Queue) quarantine(name string, cause error) {
 		q.log.Error("queue quarantine failed", "file", name, "err", err)
 		return
 	}
-	base := strings.TrimSuffix(name, envSuffix)
+	base := strings.TrimSuffix(strings.TrimSuffix(name, envSuffix), msgSuffix)
 	for _, n := range []string{base + envSuffix, base + msgSuffix} {
 		err := q.cfg.Fs.Rename(filepath.Join(q.cfg.Dir, n), filepath.Join(qdir, n))
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -189,18 +199,28 @@ func (q *Queue) quarantine(name string, cause error) {
 	_ = durable.SyncDir(q.cfg.Fs, q.cfg.Dir)
 }
 
-// scan rebuilds the schedule from the directory: envelopes are scheduled,
-// corrupt ones quarantined, bodies without an envelope (never
-// acknowledged, or finished) and temporary files removed.
+// scan rebuilds the schedule from the directory: every .msg whose
+// initial envelope and body check out is scheduled (by its .env when
+// there is one); a .msg that does not check out was never acknowledged
+// and is removed, unless a .env says it was, which quarantines both; a
+// .env without its .msg, or corrupt, is quarantined; temporary files
+// are removed.
 func (q *Queue) scan() error {
 	ents, err := afero.ReadDir(q.cfg.Fs, q.cfg.Dir)
 	if err != nil {
 		return fmt.Errorf("queue: scan %s: %w", q.cfg.Dir, err)
 	}
-	envs := map[string]bool{}
+	envs, msgs := map[string]bool{}, map[string]bool{}
 	for _, fi := range ents {
-		if n := fi.Name(); !fi.IsDir() && strings.HasSuffix(n, envSuffix) && validID(strings.TrimSuffix(n, envSuffix)) {
-			envs[strings.TrimSuffix(n, envSuffix)] = true
+		n := fi.Name()
+		if fi.IsDir() {
+			continue
+		}
+		if id, ok := strings.CutSuffix(n, envSuffix); ok && validID(id) {
+			envs[id] = true
+		}
+		if id, ok := strings.CutSuffix(n, msgSuffix); ok && validID(id) {
+			msgs[id] = true
 		}
 	}
 	for _, fi := range ents {
@@ -218,30 +238,60 @@ func (q *Queue) scan() error {
 			// A temporary file of an interrupted durable write.
 			q.removeStray(n)
 		case strings.HasSuffix(n, msgSuffix):
-			if !envs[strings.TrimSuffix(n, msgSuffix)] {
+			id := strings.TrimSuffix(n, msgSuffix)
+			if !validID(id) {
 				q.log.Info("queue orphan removed", "file", n)
 				q.removeStray(n)
+				continue
+			}
+			err := q.checkMsg(id)
+			switch {
+			case err != nil && envs[id]:
+				q.quarantine(n, err)
+			case errors.Is(err, errNoMeta):
+				q.log.Info("queue orphan removed", "file", n, "reason", err)
+				q.removeStray(n)
+			case err != nil:
+				return err
+			default:
+				e, err := q.readEnv(id)
+				if err != nil {
+					q.quarantine(n, err)
+					continue
+				}
+				q.schedule(id, e.NextTry)
 			}
 		case strings.HasSuffix(n, envSuffix):
 			id := strings.TrimSuffix(n, envSuffix)
 			if !validID(id) {
 				q.quarantine(n, fmt.Errorf("bad file name %q", n))
-				continue
+			} else if !msgs[id] {
+				q.quarantine(n, fmt.Errorf("%w: no body", errCorrupt))
 			}
-			e, err := q.readEnv(id)
-			if err == nil {
-				if _, serr := q.cfg.Fs.Stat(q.msgPath(id)); serr != nil {
-					err = fmt.Errorf("%w: body: %w", errCorrupt, serr)
-				}
-			}
-			if err != nil {
-				q.quarantine(n, err)
-				continue
-			}
-			q.schedule(id, e.NextTry)
 		}
 	}
 	return nil
+}
+
+// checkMsg checks <id>.msg whole: its initial envelope and the body's
+// length and checksum. A file that fails is errNoMeta.
+func (q *Queue) checkMsg(id string) error {
+	f, err := q.cfg.Fs.Open(q.msgPath(id))
+	if err != nil {
+		return fmt.Errorf("queue: open body %s: %w", id, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("queue: stat body %s: %w", id, err)
+	}
+	e, err := readSpoolMeta(f, st.Size(), id)
+	if err != nil {
+		return err
+	}
+	bp := q.getBuf()
+	defer q.bufs.Put(bp)
+	return checkBody(readerOnly{f}, e, *bp)
 }
 
 func (q *Queue) removeStray(name string) {
@@ -252,13 +302,13 @@ func (q *Queue) removeStray(name string) {
 
 // readHeader returns the original message's header block (up to
 // maxHeaderBytes) for a DSN's text/rfc822-headers part.
-func (q *Queue) readHeader(id string) ([]byte, error) {
+func (q *Queue) readHeader(id string, size int64) ([]byte, error) {
 	f, err := q.cfg.Fs.Open(q.msgPath(id))
 	if err != nil {
 		return nil, fmt.Errorf("queue: open body %s: %w", id, err)
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxHeaderBytes))
+	b, err := io.ReadAll(io.LimitReader(f, min(maxHeaderBytes, size)))
 	if err != nil {
 		return nil, fmt.Errorf("queue: read body %s: %w", id, err)
 	}

@@ -1,0 +1,139 @@
+package queue
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// Every prefix of a spooled .msg (a write torn anywhere: in the body, the
+// envelope or the trailer) and every recycled file holding another
+// message's content is an unacknowledged orphan at start: removed, never
+// scheduled, never quarantined. The whole file is scheduled.
+func TestStartupRemovesTornSpoolFiles(t *testing.T) {
+	t.Parallel()
+	src := newHarness(t, nil, nil)
+	id := src.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, testMsg)
+	whole, err := os.ReadFile(src.q.msgPath(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(whole) <= len(testMsg)+spoolTrailerLen {
+		t.Fatalf("spool file of %d bytes holds no envelope", len(whole))
+	}
+	other := "00000000000000000000abcd"
+	bodyFlip := []byte(string(whole))
+	bodyFlip[3] ^= 0x20 // a body block not written: the checksum fails
+	cases := map[string][]byte{
+		"other id":     whole, // a recycled file's stale content
+		"body changed": bodyFlip,
+		"longer body":  append([]byte("X"), whole...),
+		"body only":    []byte(testMsg),
+		"empty":        nil,
+	}
+	for _, n := range []int{1, len(testMsg) / 2, len(testMsg), len(testMsg) + 10, len(whole) - spoolTrailerLen, len(whole) - 5, len(whole) - 1} {
+		cases["cut at "+strconv.Itoa(n)] = whole[:n]
+	}
+	for name, content := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			fid := id
+			if name == "other id" {
+				fid = other
+			}
+			if err := os.WriteFile(filepath.Join(dir, fid+msgSuffix), content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			h := newHarness(t, nil, func(c *Config) { c.Dir = dir })
+			if n := h.queued(t); n != 0 {
+				t.Errorf("%d messages scheduled from a torn spool file", n)
+			}
+			if f := spoolFiles(t, dir); len(f) != 0 {
+				t.Errorf("left: %v", f)
+			}
+			if !strings.Contains(h.logs.String(), "queue orphan removed") {
+				t.Error("orphan removal not logged")
+			}
+			if _, err := os.Stat(filepath.Join(dir, quarantineDir)); err == nil {
+				t.Error("an unacknowledged file was quarantined")
+			}
+		})
+	}
+
+	t.Run("whole", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, id+msgSuffix), whole, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s := newSink(t)
+		h := newHarness(t, s, func(c *Config) { c.Dir = dir })
+		it := h.item(t, id)
+		if it.From != "alice@local.test" || len(it.Recipients) != 1 || it.Recipients[0].Addr != "bob@remote.test" {
+			t.Fatalf("restored %+v", it)
+		}
+		h.run(t)
+		if m := s.wait(t); string(m.Body) != testMsg {
+			t.Errorf("delivered %q, want %q (the envelope is not part of the body)", m.Body, testMsg)
+		}
+	})
+}
+
+// A .env written after an attempt overrides the envelope in the .msg, and
+// survives a restart.
+func TestEnvelopeFileOverridesSpoolEnvelope(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	h := newHarness(t, nil, func(c *Config) { c.Dir = dir })
+	id := h.enqueue(t, "alice@local.test", []string{"bob@remote.test", "carol@remote.test"}, testMsg)
+	e, err := h.q.readEnv(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Attempts = 3
+	e.Rcpts[0].State = StateSent
+	if err := h.q.writeEnv(e); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	h2 := newHarness(t, nil, func(c *Config) { c.Dir = dir })
+	it := h2.item(t, id)
+	if it.Attempts != 3 || it.Recipients[0].State != StateSent || it.Recipients[1].State != StatePending {
+		t.Errorf("after restart %+v, want the .env's states", it)
+	}
+}
+
+// A .msg that does not check out next to a .env was acknowledged (the
+// .env is written only after an attempt): both are quarantined.
+func TestStartupQuarantinesDamagedBodyWithEnvelope(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	h := newHarness(t, nil, func(c *Config) { c.Dir = dir })
+	id := h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, testMsg)
+	e, err := h.q.readEnv(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.q.writeEnv(e); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filepath.Join(dir, id+msgSuffix), 10); err != nil {
+		t.Fatal(err)
+	}
+	h2 := newHarness(t, nil, func(c *Config) { c.Dir = dir })
+	if n := h2.queued(t); n != 0 {
+		t.Errorf("%d queued", n)
+	}
+	q := spoolFiles(t, filepath.Join(dir, quarantineDir))
+	if len(q) != 2 {
+		t.Errorf("quarantine holds %v, want the .env and the .msg", q)
+	}
+}
