@@ -1,11 +1,13 @@
 package queue
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Every prefix of a spooled .msg (a write torn anywhere: in the body, the
@@ -136,4 +138,34 @@ func TestStartupQuarantinesDamagedBodyWithEnvelope(t *testing.T) {
 	if len(q) != 2 {
 		t.Errorf("quarantine holds %v, want the .env and the .msg", q)
 	}
+}
+
+// FuzzReadSpoolMeta: any .msg content gives an envelope that matches the
+// file (id, body length) or an error, never a panic.
+func FuzzReadSpoolMeta(f *testing.F) {
+	const id = "00000000000000000000abcd"
+	e := &envelope{Version: envelopeVersion, ID: id, From: "a@b.test",
+		Rcpts:   []RecipientStatus{{Addr: "c@d.test", State: StatePending}},
+		Created: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Size: int64(len(testMsg))}
+	valid, err := appendSpoolMeta([]byte(testMsg), e)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(valid)
+	f.Add(valid[:len(valid)-1])
+	f.Add([]byte(testMsg))
+	f.Add([]byte("\x00\x00\x00\x02\x00\x00\x00\x00" + spoolMagic))
+	f.Add([]byte("\xff\xff\xff\xff\x00\x00\x00\x00" + spoolMagic))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := readSpoolMeta(bytes.NewReader(b), int64(len(b)), id)
+		if err != nil {
+			return
+		}
+		if got.ID != id {
+			t.Fatalf("accepted an envelope naming %q", got.ID)
+		}
+		if got.Size < 0 || got.Size > int64(len(b)-spoolTrailerLen) {
+			t.Fatalf("accepted size %d for a file of %d bytes", got.Size, len(b))
+		}
+	})
 }
