@@ -3,6 +3,7 @@ package queue
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -136,6 +138,107 @@ func TestCrashAfterBodyBeforeEnvelopeRemovesOrphan(t *testing.T) {
 	}
 	if !strings.Contains(h.logs.String(), "queue orphan removed") {
 		t.Error("orphan removal not logged")
+	}
+}
+
+// The same crash in a recycled file: the new body is written over a
+// delivered message's whole .msg, whose envelope and trailer are still at
+// the end. That stale envelope names the old id and must not make the
+// torn file a queued message.
+func TestCrashInRecycledFileRemovesOrphan(t *testing.T) {
+	t.Parallel()
+	old := newHarness(t, nil, nil)
+	oldID := old.enqueue(t, "old@local.test", []string{"old@remote.test"},
+		testMsg+strings.Repeat("an old body line\r\n", 300))
+	stale, err := os.ReadFile(old.q.msgPath(oldID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "free-1"), stale, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	id := crashChild(t, "after-msg", dir, "127.0.0.1:1")
+	got, err := os.ReadFile(filepath.Join(dir, id+msgSuffix))
+	if err != nil {
+		t.Fatalf("the child should have left its body: %v", err)
+	}
+	if len(got) != len(stale) || !strings.HasPrefix(string(got), testMsg) {
+		t.Fatalf("the child did not write over the free file (%d bytes, want %d)", len(got), len(stale))
+	}
+	h := newHarness(t, nil, func(c *Config) { c.Dir = dir })
+	if n := h.queued(t); n != 0 {
+		t.Errorf("%d messages queued from a torn recycled file", n)
+	}
+	if f := spoolFiles(t, dir); len(f) != 0 {
+		t.Errorf("orphans left: %v", f)
+	}
+	if _, err := os.Stat(filepath.Join(dir, quarantineDir)); err == nil {
+		t.Error("an unacknowledged file was quarantined")
+	}
+}
+
+// A message deferred once has a .env as well; once delivered, both files
+// are recycled, and the next messages' .msg files reuse them.
+func TestEnvelopeFilesAreRecycled(t *testing.T) {
+	t.Parallel()
+	s := newSink(t)
+	var fail atomic.Bool
+	fail.Store(true)
+	s.setRcpt(func(string) error {
+		if fail.Load() {
+			return errors.New("try later")
+		}
+		return nil
+	})
+	h := newHarness(t, s, nil)
+	h.run(t)
+	id := h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, testMsg)
+	h.waitAttempt(t)
+	if _, err := os.Stat(h.q.envPath(id)); err != nil {
+		t.Fatalf("no .env after a deferred attempt: %v", err)
+	}
+	fail.Store(false)
+	if err := h.q.Flush(id); err != nil {
+		t.Fatal(err)
+	}
+	s.wait(t)
+	h.waitAttempt(t)
+	free := freeFiles(t, h.cfg.Dir)
+	if len(free) != 2 {
+		t.Fatalf("free files %v, want the delivered .env and .msg", free)
+	}
+	if f := spoolFiles(t, h.cfg.Dir); len(f) != 0 {
+		t.Fatalf("spool holds %v after delivery", f)
+	}
+	// Deferred again, so nothing is recycled meanwhile: the two new
+	// messages take both free files.
+	fail.Store(true)
+	used := map[uint64]bool{}
+	for _, rcpt := range []string{"carol@remote.test", "dave@remote.test"} {
+		nid := h.enqueue(t, "alice@local.test", []string{rcpt}, testMsg)
+		used[inode(t, h.q.msgPath(nid))] = true
+		h.waitAttempt(t)
+	}
+	for ino, name := range free {
+		if !used[ino] {
+			t.Errorf("free file %s (inode %d) not reused", name, ino)
+		}
+	}
+	fail.Store(false)
+	if err := h.q.Flush(""); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for range 2 {
+		m := s.wait(t)
+		if string(m.Body) != testMsg || len(m.To) != 1 {
+			t.Errorf("recycled file delivered %v %q, want one recipient and %q", m.To, m.Body, testMsg)
+		}
+		got[strings.Join(m.To, ",")] = true
+	}
+	if !got["carol@remote.test"] || !got["dave@remote.test"] {
+		t.Errorf("delivered to %v, want carol and dave", got)
 	}
 }
 
