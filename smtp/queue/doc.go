@@ -29,9 +29,10 @@
 //     CRC-32C. A crash before the fsync completes can leave the file torn
 //     anywhere (any blocks written or not), and no client was told it was
 //     accepted: it fails one of the checks and New removes it as an orphan
-//     (a .msg that fails them next to a .env was acknowledged, and is
-//     quarantined instead). A crash after the directory sync leaves a
-//     complete message, which New schedules.
+//     (a .msg that fails them next to a .env was acknowledged: it is
+//     quarantined, unless it is a bare body exactly the .env's size long,
+//     spooled by an older version, which is scheduled). A crash after the
+//     directory sync leaves a complete message, which New schedules.
 //   - A delivery attempt reads the envelope (the .env, or while there is
 //     none the .msg's), talks to the peer and then writes the .env durably with every recipient's new status before
 //     the message is scheduled again. A crash between the peer's 250 and
@@ -67,7 +68,8 @@
 //
 // Only a schedule (id and next try) is held in memory; envelopes are read
 // from disk when due or listed, and bodies are always streamed from disk,
-// so a queue larger than memory works.
+// so a queue larger than memory works. New reads every body once, to
+// check its checksum.
 //
 // # Choices
 //

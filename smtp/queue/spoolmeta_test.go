@@ -169,3 +169,39 @@ func FuzzReadSpoolMeta(f *testing.F) {
 		}
 	})
 }
+
+// A queue spooled before .msg files held an envelope (bare body, .env
+// from Enqueue) is delivered after an upgrade; a bare body whose length
+// is not the .env's size is quarantined.
+func TestStartupDeliversLegacyLayout(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	const id, short = "00000000000000000000cafe", "00000000000000000000caff"
+	envJSON := func(id string) string {
+		return `{"version":1,"id":"` + id + `","from":"alice@local.test","rcpts":[{"addr":"bob@remote.test","state":"pending"}],"created":"2026-11-25T12:00:00Z","size":` + strconv.Itoa(len(testMsg)) + `,"attempts":0,"next_try":"2026-11-25T12:00:00Z"}`
+	}
+	for name, content := range map[string]string{
+		id + msgSuffix:    testMsg,
+		id + envSuffix:    envJSON(id),
+		short + msgSuffix: testMsg[:20],
+		short + envSuffix: envJSON(short),
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := newSink(t)
+	h := newHarness(t, s, func(c *Config) { c.Dir = dir })
+	if n := h.queued(t); n != 1 {
+		t.Fatalf("%d queued, want the legacy message", n)
+	}
+	h.run(t)
+	if m := s.wait(t); string(m.Body) != testMsg {
+		t.Errorf("delivered %q, want %q", m.Body, testMsg)
+	}
+	h.waitAttempt(t)
+	q := spoolFiles(t, filepath.Join(dir, quarantineDir))
+	if len(q) != 2 {
+		t.Errorf("quarantine holds %v, want the short body and its .env", q)
+	}
+}

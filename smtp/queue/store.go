@@ -202,7 +202,8 @@ func (q *Queue) quarantine(name string, cause error) {
 // scan rebuilds the schedule from the directory: every .msg whose
 // initial envelope and body check out is scheduled (by its .env when
 // there is one); a .msg that does not check out was never acknowledged
-// and is removed, unless a .env says it was, which quarantines both; a
+// and is removed, unless a .env says it was: then it is an older queue's
+// bare body if its length is the .env's size, else both are quarantined; a
 // .env without its .msg, or corrupt, is quarantined; temporary files
 // are removed.
 func (q *Queue) scan() error {
@@ -247,7 +248,12 @@ func (q *Queue) scan() error {
 			err := q.checkMsg(id)
 			switch {
 			case err != nil && envs[id]:
-				q.quarantine(n, err)
+				e, lerr := q.legacyMsg(id)
+				if lerr != nil {
+					q.quarantine(n, fmt.Errorf("%w (%w)", err, lerr))
+					continue
+				}
+				q.schedule(id, e.NextTry)
 			case errors.Is(err, errNoMeta):
 				q.log.Info("queue orphan removed", "file", n, "reason", err)
 				q.removeStray(n)
@@ -271,6 +277,25 @@ func (q *Queue) scan() error {
 		}
 	}
 	return nil
+}
+
+// legacyMsg reads the .env of a message spooled before .msg files held
+// an envelope: then the .msg is the bare body, exactly the .env's size
+// long, and readers, which stop at that size, handle it as they do a
+// new one.
+func (q *Queue) legacyMsg(id string) (*envelope, error) {
+	e, err := q.readEnv(id)
+	if err != nil {
+		return nil, err
+	}
+	st, err := q.cfg.Fs.Stat(q.msgPath(id))
+	if err != nil {
+		return nil, fmt.Errorf("queue: stat body %s: %w", id, err)
+	}
+	if st.Size() != e.Size {
+		return nil, fmt.Errorf("%w: body of %d bytes, envelope says %d", errCorrupt, st.Size(), e.Size)
+	}
+	return e, nil
 }
 
 // checkMsg checks <id>.msg whole: its initial envelope and the body's
