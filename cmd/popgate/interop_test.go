@@ -267,10 +267,11 @@ min_retry = "1s"
 	postmapQ := func(key string) (string, error) {
 		return runCmd(t, "", need(t, "postmap"), "-c", pfconf, "-q", key, "hash:"+filepath.Join(dir, "postfix-access"))
 	}
-	out, err := postmapQ("127.0.0.1")
-	if err != nil || strings.TrimSpace(out) != "OK" {
-		t.Errorf("postmap -q 127.0.0.1 = %q, %v; want OK", out, err)
-	}
+	// The mirror writes its maps one after the other: wait for this one too.
+	waitUntil(t, "grant in the postfix mirror (postmap -q)", 5*time.Second, func() bool {
+		out, err := postmapQ("127.0.0.1")
+		return err == nil && strings.TrimSpace(out) == "OK"
+	})
 
 	// The relayed message reaches smtp-sink through the queue.
 	waitUntil(t, "relayed message at smtp-sink", 15*time.Second, func() bool {
@@ -286,9 +287,10 @@ min_retry = "1s"
 	if out := swaksSend(t, s.mx, "127.0.0.1", "alice@example.com", "friend@remote.example"); !strings.Contains(out, "554 5.7.1") {
 		t.Fatalf("relay after pop_ttl was not refused:\n%s", out)
 	}
-	if out, err := postmapQ("127.0.0.1"); err == nil || strings.TrimSpace(out) != "" {
-		t.Errorf("postfix mirror still has the expired grant: %q", out)
-	}
+	waitUntil(t, "expired grant gone from the postfix mirror", 5*time.Second, func() bool {
+		out, err := postmapQ("127.0.0.1")
+		return err != nil && strings.TrimSpace(out) == ""
+	})
 
 	// mpop logs in too and opens relay again.
 	mpopArgs := []string{"--host=" + host, "--port=" + port, "--auth=user", "--user=alice@example.com",
