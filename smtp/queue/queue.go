@@ -231,8 +231,10 @@ func (q *Queue) Delete(id string) error {
 	if err := q.removeFiles(id, false); err != nil {
 		return err
 	}
-	it.deleted = true
+	// deleted is written under both locks: the delivery path reads it
+	// under fileMu, finish under q.mu.
 	q.mu.Lock()
+	it.deleted = true
 	if !it.running {
 		delete(q.items, id)
 	}
