@@ -13,9 +13,29 @@ import (
 type lfWriter struct {
 	w         io.Writer
 	pendingCR bool // input ended with CR: emit it or drop it on the next byte
-	lastOutCR bool // the last byte written was CR
 	size      int64
-	crlfSize  int64
+	crlf      crlfCounter // of the output
+}
+
+// crlfCounter measures text as POP3 sends it: every byte, plus one for
+// each LF not preceded by CR (it goes out as CRLF). Text may come in
+// chunks split anywhere.
+type crlfCounter struct {
+	n      int64
+	prevCR bool // the last byte counted was CR
+}
+
+func (c *crlfCounter) add(chunk []byte) {
+	if len(chunk) == 0 {
+		return
+	}
+	lf := bytes.Count(chunk, []byte{'\n'})
+	crlf := bytes.Count(chunk, []byte("\r\n"))
+	if c.prevCR && chunk[0] == '\n' {
+		crlf++
+	}
+	c.n += int64(len(chunk)) + int64(lf-crlf)
+	c.prevCR = chunk[len(chunk)-1] == '\r'
 }
 
 func newLFWriter(w io.Writer) *lfWriter {
@@ -27,19 +47,16 @@ var (
 	crOnly = []byte{'\r'}
 )
 
-// emit passes b (output bytes) on and counts it: every byte, plus one in
-// the CRLF size for each LF that does not follow a CR.
+// crlfSize is the size of the output so far with CRLF line endings.
+func (l *lfWriter) crlfSize() int64 { return l.crlf.n }
+
+// emit passes b (output bytes) on and counts it.
 func (l *lfWriter) emit(b []byte) error {
 	if len(b) == 0 {
 		return nil
 	}
-	n := int64(len(b))
-	l.size += n
-	l.crlfSize += n + int64(bytes.Count(b, lfOnly)-bytes.Count(b, []byte("\r\n")))
-	if l.lastOutCR && b[0] == '\n' {
-		l.crlfSize-- // this LF follows the CR written last
-	}
-	l.lastOutCR = b[len(b)-1] == '\r'
+	l.size += int64(len(b))
+	l.crlf.add(b)
 	_, err := l.w.Write(b)
 	return err
 }
@@ -97,25 +114,15 @@ func (l *lfWriter) Flush() error {
 // plus one for each LF not preceded by CR (it goes out as CRLF). buf is
 // scratch space for reading.
 func crlfSize(r io.Reader, buf []byte) (int64, error) {
-	var n int64
-	prevCR := false
+	var c crlfCounter
 	for {
 		k, err := r.Read(buf)
-		if k > 0 {
-			chunk := buf[:k]
-			lf := bytes.Count(chunk, []byte{'\n'})
-			crlf := bytes.Count(chunk, []byte("\r\n"))
-			if prevCR && chunk[0] == '\n' {
-				crlf++
-			}
-			n += int64(k) + int64(lf-crlf)
-			prevCR = chunk[k-1] == '\r'
-		}
+		c.add(buf[:k])
 		if err == io.EOF {
-			return n, nil
+			return c.n, nil
 		}
 		if err != nil {
-			return n, err
+			return c.n, err
 		}
 	}
 }

@@ -41,9 +41,9 @@ func TestLFWriter(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if out.String() != tt.out || w.size != int64(len(tt.out)) || w.crlfSize != tt.wsize {
+			if out.String() != tt.out || w.size != int64(len(tt.out)) || w.crlfSize() != tt.wsize {
 				t.Errorf("%q (byte-wise %v): got %q S=%d W=%d; want %q S=%d W=%d",
-					tt.in, oneByte, out.String(), w.size, w.crlfSize, tt.out, len(tt.out), tt.wsize)
+					tt.in, oneByte, out.String(), w.size, w.crlfSize(), tt.out, len(tt.out), tt.wsize)
 			}
 			// The W size must be what crlfSize computes from the stored file.
 			n, err := crlfSize(strings.NewReader(out.String()), make([]byte, 3))

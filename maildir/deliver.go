@@ -198,7 +198,7 @@ func writeMessage(bufs *sync.Pool, f afero.File, r io.Reader) (size, wsize int64
 	if err != nil {
 		return 0, 0, fmt.Errorf("write %s: %w", f.Name(), err)
 	}
-	return lw.size, lw.crlfSize, nil
+	return lw.size, lw.crlfSize(), nil
 }
 
 // linkAll makes the tmp file visible as new/<name> in every dir, retrying

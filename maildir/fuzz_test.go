@@ -60,8 +60,8 @@ func FuzzLFWriter(f *testing.F) {
 			t.Fatalf("S=%d, want %d", w.size, len(want))
 		}
 		n, err := crlfSize(bytes.NewReader(want), make([]byte, 1+int(split)%7))
-		if err != nil || n != w.crlfSize {
-			t.Fatalf("W=%d, crlfSize of stored = %d (%v)", w.crlfSize, n, err)
+		if err != nil || n != w.crlfSize() {
+			t.Fatalf("W=%d, crlfSize of stored = %d (%v)", w.crlfSize(), n, err)
 		}
 	})
 }

@@ -3,7 +3,6 @@
 package maildir
 
 import (
-	"bytes"
 	"errors"
 	iofs "io/fs"
 	"syscall"
@@ -25,8 +24,7 @@ func osCRLFSize(path string, buf []byte) (int64, error) {
 		return 0, &iofs.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer syscall.Close(fd)
-	var n int64
-	prevCR := false
+	var c crlfCounter
 	for {
 		k, err := syscall.Read(fd, buf)
 		if errors.Is(err, syscall.EINTR) {
@@ -36,16 +34,9 @@ func osCRLFSize(path string, buf []byte) (int64, error) {
 			return 0, &iofs.PathError{Op: "read", Path: path, Err: err}
 		}
 		if k == 0 {
-			return n, nil
+			return c.n, nil
 		}
-		chunk := buf[:k]
-		lf := bytes.Count(chunk, []byte{'\n'})
-		crlf := bytes.Count(chunk, []byte("\r\n"))
-		if prevCR && chunk[0] == '\n' {
-			crlf++
-		}
-		n += int64(k) + int64(lf-crlf)
-		prevCR = chunk[k-1] == '\r'
+		c.add(buf[:k])
 	}
 }
 
