@@ -197,12 +197,11 @@ func queueCommand(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "%d message(s) queued\n", len(items))
 		return nil
 	case "flush", "del":
-		max := 1
-		minArgs := 0
+		minArgs := 0 // flush: one message or all
 		if sub == "del" {
 			minArgs = 1
 		}
-		cfg, _, rest, err := commandConfig(e, "queue "+sub, args[1:], minArgs, max)
+		cfg, _, rest, err := commandConfig(e, "queue "+sub, args[1:], minArgs, 1)
 		if err != nil {
 			return err
 		}
@@ -235,19 +234,13 @@ func accessWhy(ctx context.Context, e *env, args []string) error {
 	fs, path := newFlags("access why", e)
 	from := fs.String("from", "", "envelope sender")
 	to := fs.String("to", "", "recipient")
-	// Accept the IP before or after the flags.
-	var ip string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		ip, args = args[0], args[1:]
-	}
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args); err != nil { // the IP may stand before or after the flags
 		return err
 	}
-	if ip == "" && fs.NArg() == 1 {
-		ip = fs.Arg(0)
-	} else if fs.NArg() != 0 || ip == "" {
+	if fs.NArg() != 1 {
 		return usagef("usage: popgate access why IP [--from SENDER] [--to RCPT]")
 	}
+	ip := fs.Arg(0)
 	cfg, err := loadConfig(*path)
 	if err != nil {
 		return err
