@@ -59,6 +59,7 @@ func commands() map[string]command {
 		"queue":  {"list|flush|del: the running server's outbound queue", queueCommand},
 		"health": {"exit 0 when the running server answers", healthCommand},
 		"report": {"users who relayed thanks to a POP3 login (move them to SMTP AUTH)", reportCommand},
+		"import": {"mbox|spool|passwd|sendmail: bring over a sendmail + qpopper server", importCommand},
 	}
 }
 
