@@ -82,7 +82,7 @@ type SMTPConfig struct {
 	MaxConnectionsIP   int      `toml:"max_connections_per_ip" doc:"Concurrent SMTP sessions from one client address."`
 	Timeout            Duration `toml:"timeout" doc:"Read and write timeout for each SMTP command and reply (RFC 5321 section 4.5.3.2 suggests 5 minutes)."`
 	AllowPlaintextAuth bool     `toml:"allow_plaintext_auth" doc:"Allow AUTH before STARTTLS from non-loopback clients. Loopback is always allowed."`
-	BareNewline        string   `toml:"bare_newline" doc:"A bare LF or bare CR (not part of CRLF) in a command or message: \"reject\" refuses it everywhere (500 5.5.2 for a command, 550 5.5.2 for a message, nothing of which is kept), as sendmail 8.18 and Postfix smtpd_forbid_bare_newline = reject do against SMTP smuggling. \"normalize\" accepts it from relay.trusted_networks and SMTP-AUTH-authenticated sessions (old local scripts): a bare LF becomes CRLF, a bare CR in a message becomes a space (never a new header line); everybody else is still refused."`
+	BareNewline        string   `toml:"bare_newline" doc:"A bare LF or bare CR (not part of CRLF) in a command or message: \"reject\" refuses it everywhere (500 5.5.2 for a command, 550 5.5.2 for a message, nothing of which is kept), as sendmail 8.18 and Postfix smtpd_forbid_bare_newline = reject do against SMTP smuggling. \"normalize\" accepts it from relay.trusted_networks and SMTP-AUTH-authenticated sessions (old local scripts): a bare LF becomes CRLF, a bare CR in a message becomes a space (never a new header line); everybody else is still refused. In both modes only CRLF.CRLF ends DATA."`
 }
 
 // RelayConfig decides who may relay, and how the decision is mirrored for
