@@ -344,3 +344,28 @@ func TestNewServerRejectsUnknownBareNewline(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestSTARTTLSDropsPipelinedPlaintext: what the wire buffered after
+// STARTTLS is never executed inside TLS (CVE-2011-0411).
+func TestSTARTTLSDropsPipelinedPlaintext(t *testing.T) {
+	t.Parallel()
+	e := startServer(t, nil)
+	rc, _ := e.raw(t, "127.0.0.2", e.mx)
+	rc.run([]step{{send: "EHLO c", want: "250 "}})
+	rc.send("STARTTLS\r\nMAIL FROM:<injected@example.org>\r\n")
+	if got := rc.read(); !strings.HasPrefix(got, "220") {
+		t.Fatalf("STARTTLS: %q", got)
+	}
+	tc := tls.Client(rc.c, e.tlsClient)
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	rc = newRaw(t, tc)
+	if got := rc.cmd("EHLO c"); !strings.HasPrefix(got, "250-Hello c") {
+		t.Fatalf("first reply inside TLS: %q", got)
+	}
+	rc.run([]step{{send: "RCPT TO:<alice@example.com>", want: "502 5.5.1"}}) // no MAIL was injected
+	if e.policy.saw("from 127.0.0.2 injected@example.org") {
+		t.Fatal("pipelined plaintext was executed")
+	}
+}
