@@ -20,6 +20,8 @@ ARG TARGETARCH
 ARG VERSION=dev
 WORKDIR /src
 COPY go.mod go.sum ./
+# go.mod replaces go-smtp with a patched copy (see its PATCH.md).
+COPY smtp/third_party/go-smtp ./smtp/third_party/go-smtp
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 # Static and reproducible: no cgo (the access.db code is pure Go), no

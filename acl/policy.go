@@ -179,6 +179,17 @@ func (p *Policy) CheckRcpt(req Request) Decision {
 	return p.relay(req, local, domain)
 }
 
+// Trusted reports whether ip is in one of the trusted networks.
+func (p *Policy) Trusted(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, n := range p.trusted {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
 // relay decides whether the client may send to a remote recipient.
 func (p *Policy) relay(req Request, local, domain string) Decision {
 	if req.AuthUser != "" {

@@ -256,3 +256,20 @@ func TestPolicyConcurrent(t *testing.T) {
 		t.Errorf("revoked client relayed: %s", d.Reason)
 	}
 }
+
+func TestTrusted(t *testing.T) {
+	p := NewPolicy(Config{TrustedNetworks: []netip.Prefix{
+		netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("::ffff:198.51.100.7/128"),
+	}})
+	for ip, want := range map[string]bool{
+		"192.0.2.9": true, "::ffff:192.0.2.9": true, "198.51.100.7": true,
+		"192.0.3.1": false, "198.51.100.8": false, "2001:db8::1": false,
+	} {
+		if got := p.Trusted(netip.MustParseAddr(ip)); got != want {
+			t.Errorf("Trusted(%s) = %v, want %v", ip, got, want)
+		}
+	}
+	if NewPolicy(Config{}).Trusted(netip.MustParseAddr("127.0.0.1")) {
+		t.Error("no trusted networks: nobody is trusted")
+	}
+}

@@ -64,6 +64,7 @@ func (s *session) authenticate(user, password string) error {
 		s.mu.Lock()
 		s.authUser = name
 		s.mu.Unlock()
+		s.tc.authed.Store(true) // the wire's bare-newline leniency
 		s.log.Info("smtp auth ok", "ip", s.tc.ip.String(), "user", name)
 		return nil
 	case errors.Is(err, ErrBadCredentials):

@@ -14,9 +14,11 @@ const (
 	DefaultMaxMessageBytes = 25 << 20
 	// DefaultMaxRecipients: RFC 5321 §4.5.3.1.8 requires at least 100.
 	DefaultMaxRecipients = 100
-	// DefaultMaxLineLength bounds command and text lines: twice the 1000
-	// octets of RFC 5321 §4.5.3.1.6 (text line) and §4.5.3.1.4 (512 for
-	// commands), as go-smtp and Postfix tolerate longer lines than the RFC.
+	// DefaultMaxLineLength bounds command lines (CRLF included): RFC 5321
+	// §4.5.3.1.4 allows 512 octets, SMTP extensions add parameters, and
+	// Postfix's line_length_limit is 2048. Message text lines have no
+	// limit of their own (RFC 5321 §4.5.3.1.6: receivers take longer
+	// lines); MaxMessageBytes bounds them.
 	DefaultMaxLineLength = 2000
 	// DefaultReadTimeout: RFC 5321 §4.5.3.2.7 server timeout of 5 minutes.
 	DefaultReadTimeout = 5 * time.Minute
@@ -86,6 +88,13 @@ type Config struct {
 	// from them the header is required, from anyone else never parsed.
 	ProxyNetworks []netip.Prefix
 
+	// BareNewline is what bare CR and bare LF get in commands and
+	// message text; "": BareNewlineReject.
+	BareNewline BareNewline
+	// TrustedClient reports whether a client address is in a trusted
+	// network, for BareNewlineNormalize; nil: none is.
+	TrustedClient func(netip.Addr) bool
+
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock for Received headers; nil: time.Now.
@@ -125,6 +134,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MemoryBufferBytes <= 0 {
 		c.MemoryBufferBytes = DefaultMemoryBufferBytes
+	}
+	if c.BareNewline == "" {
+		c.BareNewline = BareNewlineReject
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

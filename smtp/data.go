@@ -18,6 +18,10 @@ import (
 var (
 	// errNULByte stops reading a message that contains a NUL octet.
 	errNULByte = errors.New("smtp: NUL in message")
+	// errBareLF and errBareCR stop reading a message with a bare LF or
+	// CR (RFC 5321 §2.3.8) from a client not allowed to send one.
+	errBareLF = errors.New("smtp: bare LF in message")
+	errBareCR = errors.New("smtp: bare CR in message")
 	// errBufferFailed marks a failure to buffer the message locally.
 	errBufferFailed = errors.New("smtp: buffer message")
 )
@@ -28,12 +32,14 @@ var (
 //
 // Message rules: at most MaxMessageBytes octets from the client (go-smtp
 // enforces it and answers 552 5.3.4; counted again here); NUL octets are
-// refused (554 5.6.0, RFC 5321 §4.5.2 allows no NUL in text); bare LF and
-// bare CR are rewritten to CRLF, so what is stored and relayed has one
-// line-ending convention and no stray end-of-data lookalike can reach a
-// downstream server; go-smtp itself recognises only CRLF.CRLF as the end
-// of DATA. A line longer than MaxLineLength ends the transaction with
-// 500 5.4.0 and, since the stream cannot be resynchronised, the connection.
+// refused (554 5.6.0, RFC 5321 §4.5.2 allows no NUL in text); a bare LF or
+// bare CR is refused with 550 5.5.2 (RFC 5321 §2.3.8), or, under
+// BareNewlineNormalize for a trusted or authenticated client, turned into
+// CRLF (LF) or a space (CR: never a new header line). So what is stored and
+// relayed has one line-ending convention and no stray end-of-data
+// lookalike can reach a downstream server; go-smtp itself recognises only
+// CRLF.CRLF as the end of DATA. Text lines have no length limit of their
+// own and are kept byte for byte, however long (RFC 5321 §4.5.3.1.6).
 //
 // Messages up to MemoryBufferBytes are buffered in memory, larger ones in
 // a temporary file under TempDir that is removed afterwards. Local delivery
@@ -62,16 +68,18 @@ func (s *session) data(r io.Reader) error {
 	db.mem.Reset()
 	buf := &spillBuffer{limit: s.srv.cfg.MemoryBufferBytes, dir: s.srv.cfg.TempDir, mem: &db.mem}
 	defer buf.Close()
-	n := &normalizer{w: buf, max: s.srv.cfg.MaxMessageBytes, tmp: db.norm[:0]}
+	n := &normalizer{w: buf, max: s.srv.cfg.MaxMessageBytes, tmp: db.norm[:0], relax: s.srv.relaxedNewlines(s.tc)}
 	defer func() { db.norm = n.tmp[:0] }()
 	if _, err := io.CopyBuffer(n, &deadlineReader{r: r, c: s.nc, d: s.srv.cfg.ReadTimeout}, db.copy); err != nil {
 		switch {
 		case errors.Is(err, errNULByte):
 			return errNUL
-		case errors.Is(err, gosmtp.ErrTooLongLine):
-			// go-smtp cannot find the next line any more: one reply, close.
-			s.tc.closeAfterWrite.Store(true)
-			return errLongLine
+		case errors.Is(err, errBareLF), errors.Is(err, errBareCR):
+			s.log.Info("smtp message refused", "ip", s.tc.ip.String(), "from", tx.from, "reason", err.Error())
+			if errors.Is(err, errBareLF) {
+				return errDataBareLF
+			}
+			return errDataBareCR
 		case errors.Is(err, gosmtp.ErrDataTooLarge):
 			return gosmtp.ErrDataTooLarge
 		case errors.Is(err, gosmtp.ErrDataReset), errors.Is(err, errBufferFailed):
@@ -81,7 +89,9 @@ func (s *session) data(r io.Reader) error {
 		s.log.Info("smtp message read failed", "ip", s.tc.ip.String(), "err", err)
 		return errReadFailed
 	}
-	if err := n.Close(); err != nil {
+	if err := n.Close(); errors.Is(err, errBareCR) {
+		return errDataBareCR
+	} else if err != nil {
 		return fmt.Errorf("smtp: read message: %w", err)
 	}
 	// Read to the end: BDAT LAST arrived, go-smtp waits for this Data.
@@ -145,14 +155,17 @@ func (d *deadlineReader) Read(p []byte) (int, error) {
 	return d.r.Read(p)
 }
 
-// normalizer rewrites bare CR and bare LF to CRLF, refuses NUL and counts
-// input octets against max.
+// normalizer checks line endings, refuses NUL and counts input octets
+// against max. Strict (relax false) it stops at the first bare LF or bare
+// CR; relaxed it writes CRLF for a bare LF and a space for a bare CR.
+// Everything else passes unchanged, lines of any length included.
 type normalizer struct {
 	w      io.Writer
 	max    int64
 	in     int64
 	out    int64
-	prevCR bool
+	relax  bool
+	prevCR bool // the last octet seen was a CR not yet written
 	tmp    []byte
 }
 
@@ -165,20 +178,34 @@ func (n *normalizer) Write(p []byte) (int, error) {
 		return 0, errNULByte
 	}
 	out := n.tmp[:0]
-	for _, c := range p {
-		switch {
-		case c == '\n':
-			if !n.prevCR {
-				out = append(out, '\r')
-			}
-			out = append(out, '\n')
+	for rest := p; len(rest) > 0; {
+		if n.prevCR {
 			n.prevCR = false
-			continue
-		case n.prevCR:
-			out = append(out, '\n') // bare CR becomes CRLF
+			if rest[0] == '\n' {
+				out = append(out, '\r', '\n')
+				rest = rest[1:]
+				continue
+			}
+			if !n.relax {
+				return 0, errBareCR
+			}
+			out = append(out, ' ')
 		}
-		out = append(out, c)
-		n.prevCR = c == '\r'
+		i := bytes.IndexAny(rest, "\r\n")
+		if i < 0 {
+			out = append(out, rest...)
+			break
+		}
+		out = append(out, rest[:i]...)
+		if rest[i] == '\r' {
+			n.prevCR = true
+		} else {
+			if !n.relax {
+				return 0, errBareLF
+			}
+			out = append(out, '\r', '\n')
+		}
+		rest = rest[i+1:]
 	}
 	n.tmp = out
 	m, err := n.w.Write(out)
@@ -189,15 +216,18 @@ func (n *normalizer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Close completes a trailing bare CR.
+// Close handles a CR at the very end, which no LF followed.
 func (n *normalizer) Close() error {
-	if n.prevCR {
-		n.prevCR = false
-		m, err := n.w.Write([]byte{'\n'})
-		n.out += int64(m)
-		return err
+	if !n.prevCR {
+		return nil
 	}
-	return nil
+	n.prevCR = false
+	if !n.relax {
+		return errBareCR
+	}
+	m, err := n.w.Write([]byte{' '})
+	n.out += int64(m)
+	return err
 }
 
 // dataBufs is one message's scratch space, pooled by the Server so that

@@ -40,61 +40,6 @@ func TestSizeAdvertisedAndEnforced(t *testing.T) {
 	}
 }
 
-func TestOverlongDataLine(t *testing.T) {
-	t.Parallel()
-	e := startServer(t, func(e *env) { e.cfg.MaxLineLength = 200 })
-	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.run([]step{
-		{send: "EHLO c", want: "250 "},
-		{send: "MAIL FROM:<x@example.org>", want: "250"},
-		{send: "RCPT TO:<alice@example.com>", want: "250"},
-		{send: "DATA", want: "354"},
-	})
-	rc.send("Subject: long\r\n\r\n" + strings.Repeat("y", 500) + "\r\n.\r\n")
-	if got := rc.read(); !strings.HasPrefix(got, "500 5.4.0") {
-		t.Fatalf("over-long data line: %q", got)
-	}
-	if got := rc.read(); got != "" {
-		t.Fatalf("connection must close after an over-long data line, got %q", got)
-	}
-	if n := len(e.deliverer.messages(t, "alice@example.com")); n != 0 {
-		t.Fatal("message with over-long line delivered")
-	}
-}
-
-func TestBareLFIsNormalisedAndNULRefused(t *testing.T) {
-	t.Parallel()
-	e := startServer(t, nil)
-	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.run([]step{
-		{send: "EHLO c", want: "250 "},
-		{send: "MAIL FROM:<x@example.org>", want: "250"},
-		{send: "RCPT TO:<alice@example.com>", want: "250"},
-		{send: "DATA", want: "354"},
-		// bare LF, bare CR, and a bare-LF "end of data" lookalike that must
-		// not end the message (SMTP smuggling).
-		{send: "Subject: a\n\nline1\nline2\rline3\r\n\n.\nMAIL FROM:<smuggled@example.org>\r\n.\r\n", raw: true, want: "250 2.0.0"},
-		{send: "MAIL FROM:<x@example.org>", want: "250"},
-		{send: "RCPT TO:<alice@example.com>", want: "250"},
-		{send: "DATA", want: "354"},
-		{send: "Subject: b\r\n\r\nnul\x00here\r\n.\r\n", raw: true, want: "554 5.6.0"},
-		// the session stays usable
-		{send: "MAIL FROM:<x@example.org>", want: "250"},
-		{send: "RCPT TO:<alice@example.com>", want: "250"},
-		{send: "DATA", want: "354"},
-		{send: simpleMsg + ".\r\n", raw: true, want: "250"},
-	})
-	msgs := e.deliverer.messages(t, "alice@example.com")
-	if len(msgs) != 2 {
-		t.Fatalf("delivered %d messages, want 2", len(msgs))
-	}
-	_, body, _ := strings.Cut(msgs[0], "Subject: a")
-	want := "\r\n\r\nline1\r\nline2\r\nline3\r\n\r\n.\r\nMAIL FROM:<smuggled@example.org>\r\n"
-	if body != want {
-		t.Fatalf("normalised body %q, want %q", body, want)
-	}
-}
-
 func TestBDATChunking(t *testing.T) {
 	t.Parallel()
 	e := startServer(t, nil)

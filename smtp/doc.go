@@ -18,12 +18,20 @@
 //     as recipients (553 5.7.1), numeric "domains"; source routes are
 //     stripped and the final address is judged. Domains are compared in
 //     lowercase A-label form without a trailing dot.
-//   - Message content: CRLF only on output (bare LF/CR rewritten), NUL
-//     refused (554 5.6.0), size capped (552 5.3.4), an over-long line ends
-//     the connection (500 5.4.0). The message is buffered (memory up to
+//   - The wire (wire.go, under go-smtp through the WrapText hook of the
+//     go-smtp copy in third_party/) checks every command line before
+//     go-smtp sees it: over Config.MaxLineLength 500 5.5.6, bare CR, bare
+//     LF, NUL or an unknown verb 500 5.5.2; the line is dropped and the
+//     session goes on. Message text has no line limit of its own.
+//   - Message content: text lines of any length are kept byte for byte;
+//     a bare CR or LF is refused (550 5.5.2) unless Config.BareNewline is
+//     BareNewlineNormalize and the client is trusted or authenticated;
+//     the end of DATA is CRLF.CRLF only; NUL refused (554 5.6.0), size
+//     capped (552 5.3.4). The message is buffered (memory up to
 //     Config.MemoryBufferBytes, then a temporary file), a Received header is
 //     prepended, and it goes once to the Deliverer and once to the Spooler;
-//     250 only after both returned nil.
+//     250 only after both returned nil. A second MAIL inside a transaction
+//     is 503 5.5.1.
 //   - Errors: internal failures become 451 4.3.0 with the cause only in
 //     the log; AUTH failures are 535 5.7.8, throttling and internal AUTH
 //     failures 454 4.7.0 (RFC 4954 §6). After Config.MaxErrors failed

@@ -7,7 +7,10 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -151,4 +154,29 @@ func TestInteropPostfixSmtpSource(t *testing.T) {
 		}
 	}
 	t.Logf("smtp-source: 50 messages of 5 KB in %v (%.0f msgs/s)", elapsed, 50/elapsed.Seconds())
+}
+
+// TestInteropSwaksLongLines sends, with swaks as the client, messages
+// whose body holds one 3,000-octet and one 200,000-octet line: both are
+// accepted (Postfix accepts them too) and stored byte for byte.
+func TestInteropSwaksLongLines(t *testing.T) {
+	swaks := need(t, "swaks")
+	e := startServer(t, nil)
+	for i, n := range []int{3000, 200000} {
+		line := strings.Repeat("0123456789", n/10)
+		path := filepath.Join(t.TempDir(), "msg")
+		data := "Subject: long " + strconv.Itoa(n) + "\r\n\r\n" + line + "\r\nend\r\n.\r\n"
+		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := run(t, swaks, "--server", e.mx, "--from", "x@example.org", "--to", "alice@example.com",
+			"--helo", "swaks.example", "--timeout", "20", "--data", "@"+path)
+		if err != nil || !strings.Contains(out, "250 2.0.0 OK: queued as") {
+			t.Fatalf("%d-octet line: err=%v\n%.2000s", n, err, out)
+		}
+		msgs := e.deliverer.messages(t, "alice@example.com")
+		if len(msgs) != i+1 || !strings.HasSuffix(msgs[i], "\r\n\r\n"+line+"\r\nend\r\n") {
+			t.Fatalf("%d-octet line not stored whole", n)
+		}
+	}
 }

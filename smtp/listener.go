@@ -246,6 +246,7 @@ type trackedConn struct {
 
 	readOnce        sync.Once
 	errors          atomic.Int32
+	authed          atomic.Bool // SMTP AUTH succeeded in the current TLS state
 	closeAfterWrite atomic.Bool
 	releaseOnce     sync.Once
 	release         func()

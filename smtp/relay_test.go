@@ -192,6 +192,7 @@ func TestIDNLocalDomain(t *testing.T) {
 		{send: "MAIL FROM:<x@example.org>", want: "250"},
 		{send: "RCPT TO:<alice@bücher.example>", want: "553 5.6.7"}, // UTF-8 needs SMTPUTF8
 		{send: "RCPT TO:<alice@XN--BCHER-KVA.example>", want: "250"},
+		{send: "RSET", want: "250"},
 		{send: "MAIL FROM:<x@example.org> SMTPUTF8", want: "250"},
 		{send: "RCPT TO:<alice@Bücher.example.>", want: "250"},
 		{send: "RCPT TO:<bob@bücher.example>", want: "550 5.1.1"},

@@ -23,7 +23,6 @@ var (
 	errNeedUTF8     = reply(553, "5.6.7", "Non-ASCII address requires SMTPUTF8")
 	errNotOwner     = reply(553, "5.7.1", "Sender address not owned by authenticated user")
 	errNUL          = reply(554, "5.6.0", "Message contains NUL characters")
-	errLongLine     = reply(500, "5.4.0", "Line too long, closing connection")
 	errReadFailed   = reply(451, "4.4.2", "Error reading message data, try again")
 	errAuthFailed   = reply(535, "5.7.8", "Authentication credentials invalid")
 	errAuthThrottle = reply(454, "4.7.0", "Too many failed authentications, try again later")

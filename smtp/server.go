@@ -57,6 +57,9 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 		return nil, errors.New("smtp: new server: Spooler is required")
 	case (deps.Authenticator == nil) != (deps.SenderOwner == nil):
 		return nil, errors.New("smtp: new server: Authenticator and SenderOwner go together")
+	case cfg.BareNewline != BareNewlineReject && cfg.BareNewline != BareNewlineNormalize:
+		return nil, fmt.Errorf("smtp: new server: bare newline policy %q is neither %q nor %q",
+			cfg.BareNewline, BareNewlineReject, BareNewlineNormalize)
 	case strings.ContainsAny(cfg.Hostname, " \t\r\n()\\"):
 		return nil, fmt.Errorf("smtp: new server: bad hostname %q", cfg.Hostname)
 	}
@@ -97,7 +100,10 @@ func (s *Server) newGoSMTP(kind ListenerKind) *gosmtp.Server {
 	gs.LMTP = false
 	gs.MaxMessageBytes = s.cfg.MaxMessageBytes
 	gs.MaxRecipients = s.cfg.MaxRecipients
-	gs.MaxLineLength = s.cfg.MaxLineLength
+	// The wire (wire.go) enforces MaxLineLength on command lines only;
+	// go-smtp's own limit would apply to message text too.
+	gs.MaxLineLength = 0
+	gs.WrapText = s.newWire
 	gs.ReadTimeout = s.cfg.ReadTimeout
 	gs.WriteTimeout = s.cfg.WriteTimeout
 	// go-smtp's switch is server-wide; the session decides per client

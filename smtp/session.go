@@ -118,8 +118,16 @@ func (s *session) Logout() error {
 func (s *session) Mail(from string, opts *gosmtp.MailOptions) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.tx.active {
+		// RFC 5321 §4.1.4: MAIL inside a transaction is out of sequence;
+		// the open transaction stays as it is.
+		return s.wrapErr("mail", errNestedMail)
+	}
 	return s.wrapErr("mail", s.mail(from, opts))
 }
+
+// errNestedMail answers a second MAIL before the transaction ended.
+var errNestedMail = reply(503, "5.5.1", "Sender already given; RSET to start over")
 
 func (s *session) mail(from string, opts *gosmtp.MailOptions) error {
 	s.tx = transaction{}

@@ -60,20 +60,6 @@ func TestTooManyRecipients(t *testing.T) {
 	})
 }
 
-func TestOverlongCommandLine(t *testing.T) {
-	t.Parallel()
-	e := startServer(t, func(e *env) { e.cfg.MaxLineLength = 200 })
-	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.run([]step{{send: "EHLO c", want: "250 "}})
-	got := rc.cmd("MAIL FROM:<" + strings.Repeat("a", 300) + "@example.org>")
-	if !strings.HasPrefix(got, "500 5.4.0") {
-		t.Fatalf("over-long command: %q", got)
-	}
-	if got := rc.read(); got != "" {
-		t.Fatalf("connection should be closed, got %q", got)
-	}
-}
-
 func TestPipelining(t *testing.T) {
 	t.Parallel()
 	e := startServer(t, nil)

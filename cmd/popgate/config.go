@@ -82,6 +82,7 @@ type SMTPConfig struct {
 	MaxConnectionsIP   int      `toml:"max_connections_per_ip" doc:"Concurrent SMTP sessions from one client address."`
 	Timeout            Duration `toml:"timeout" doc:"Read and write timeout for each SMTP command and reply (RFC 5321 section 4.5.3.2 suggests 5 minutes)."`
 	AllowPlaintextAuth bool     `toml:"allow_plaintext_auth" doc:"Allow AUTH before STARTTLS from non-loopback clients. Loopback is always allowed."`
+	BareNewline        string   `toml:"bare_newline" doc:"A bare LF or bare CR (not part of CRLF) in a command or message: \"reject\" refuses it everywhere (500 5.5.2 for a command, 550 5.5.2 for a message, nothing of which is kept), as sendmail 8.18 and Postfix smtpd_forbid_bare_newline = reject do against SMTP smuggling. \"normalize\" accepts it from relay.trusted_networks and SMTP-AUTH-authenticated sessions (old local scripts): a bare LF becomes CRLF, a bare CR in a message becomes a space (never a new header line); everybody else is still refused. In both modes only CRLF.CRLF ends DATA."`
 }
 
 // RelayConfig decides who may relay, and how the decision is mirrored for
@@ -150,6 +151,7 @@ func defaultConfig() *Config {
 			MaxConnections:   500,
 			MaxConnectionsIP: 50, // Postfix's smtpd_client_connection_count_limit
 			Timeout:          Duration{5 * time.Minute},
+			BareNewline:      "reject",
 		},
 		Relay: RelayConfig{
 			PopTTL:          Duration{15 * time.Minute},
@@ -287,6 +289,9 @@ func (c *Config) validate(file string, pos map[string]int) error {
 	}
 	if c.SMTP.Timeout.Duration <= 0 {
 		return fail("smtp.timeout", "must be positive")
+	}
+	if b := c.SMTP.BareNewline; b != "reject" && b != "normalize" {
+		return fail("smtp.bare_newline", "%q is neither \"reject\" nor \"normalize\"", b)
 	}
 	if c.Relay.PopTTL.Duration <= 0 {
 		return fail("relay.pop_ttl", "must be positive")

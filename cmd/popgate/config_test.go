@@ -110,6 +110,7 @@ func TestConfigBad(t *testing.T) {
 		{"smarthost", "[queue]\nsmarthost = \"relay.example.net\"\n", `:2: queue.smarthost: "relay.example.net" is not host:port`},
 		{"max age < retry", "[queue]\nmin_retry = \"2h\"\nmax_age = \"1h\"\n", "queue.max_age: 1h0m0s is shorter than queue.min_retry"},
 		{"log format", "[log]\nformat = \"xml\"\n", `:2: log.format: "xml"`},
+		{"bare newline", "[smtp]\nbare_newline = \"fix\"\n", `:2: smtp.bare_newline: "fix"`},
 		{"no listeners", "[pop3]\nlisten = []\n[smtp]\nlisten = []\nsubmission = []\n", "no listeners at all"},
 	}
 	for _, tc := range cases {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -183,6 +184,10 @@ func assemble(cfg *Config, opt options) (_ *services, err error) {
 		TempDir:            filepath.Join(cfg.DataDir, "state"),
 		Logger:             logger,
 		Now:                now,
+		BareNewline:        smtp.BareNewline(cfg.SMTP.BareNewline),
+
+		// Asked per client, so a reload's trusted_networks apply at once.
+		TrustedClient: func(ip netip.Addr) bool { return s.relay.Load().policy.Trusted(ip) },
 	}, smtp.Deps{
 		Policy:        smtpPolicy{policy: func() *acl.Policy { return s.relay.Load().policy }, report: s.report},
 		Recipients:    rcpts,

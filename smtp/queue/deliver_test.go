@@ -426,3 +426,49 @@ func TestBusyMXGreetingTriesNextHostButRejectionDoesNot(t *testing.T) {
 		t.Error("a 5xx from one MX was retried at the next")
 	}
 }
+
+// TestLongLinesFoldedForNextHop relays lines far over 998 octets to a
+// peer that enforces RFC 5321's 1000-octet line limit: they arrive folded
+// with CRLF SP as Postfix's smtp_line_length_limit does, every line within
+// the limit, and unfolding gives back the original text.
+func TestLongLinesFoldedForNextHop(t *testing.T) {
+	t.Parallel()
+	s := newSink(t, func(srv *smtp.Server) { srv.MaxLineLength = 1000 })
+	h := newHarness(t, s, nil)
+	h.run(t)
+	header := "X-Long: " + strings.Repeat("h", 1500)
+	line := strings.Repeat("0123456789", 300) // 3000 octets
+	exact := strings.Repeat("e", 998)         // at the limit: untouched
+	body := header + "\r\nSubject: fold\r\n\r\n" + line + "\r\n" + exact + "\r\n.dot " + line + "\r\nend\r\n"
+	h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, body)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(h.logs.String())
+		}
+	})
+	m := s.wait(t)
+	for i, l := range strings.Split(strings.TrimSuffix(string(m.Body), "\r\n"), "\r\n") {
+		if strings.HasPrefix(l, ".") {
+			l = "." + l // as it went over the wire, dot-stuffed
+		}
+		if len(l) > 998 {
+			t.Fatalf("line %d is %d octets", i, len(l))
+		}
+	}
+	if got := strings.ReplaceAll(string(m.Body), "\r\n ", ""); got != body {
+		t.Fatalf("unfolded body differs:\n got %q\nwant %q", trunc(got), trunc(body))
+	}
+	if !strings.Contains(string(m.Body), "\r\n"+exact+"\r\n") {
+		t.Fatal("a 998-octet line was folded")
+	}
+	if !strings.HasPrefix(string(m.Body), "X-Long: "+strings.Repeat("h", 990)+"\r\n h") {
+		t.Fatalf("header not folded at 998: %q", trunc(string(m.Body)))
+	}
+}
+
+func trunc(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "..."
+	}
+	return s
+}

@@ -142,3 +142,32 @@ func TestInteropEightBitToSevenBitPeer(t *testing.T) {
 		t.Errorf("BODY=8BITMIME sent to a peer that does not offer it:\n%s", got[0])
 	}
 }
+
+// TestInteropLongLineFoldedToPostfixSmtpSink relays a 3,000-octet line to
+// Postfix's smtp-sink: it arrives folded, no line over 998 octets, and
+// unfolds to the original.
+func TestInteropLongLineFoldedToPostfixSmtpSink(t *testing.T) {
+	addr, dir := startPostfixSink(t)
+	h := newHarness(t, nil, func(c *Config) {
+		c.Smarthost = addr
+		c.SmarthostTLS = TLSOpportunistic
+		c.Now = time.Now
+		c.Dial = nil
+	})
+	h.run(t)
+	line := strings.Repeat("0123456789", 300)
+	h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, "Subject: long\r\n\r\n"+line+"\r\nend\r\n")
+	h.waitAttempt(t)
+	got := dumps(t, dir)
+	if len(got) != 1 {
+		t.Fatalf("smtp-sink received %d transactions, want 1", len(got))
+	}
+	for _, l := range strings.Split(got[0], "\n") {
+		if len(strings.TrimSuffix(l, "\r")) > 998 {
+			t.Fatalf("smtp-sink got a line of %d octets", len(l))
+		}
+	}
+	if !strings.Contains(strings.ReplaceAll(got[0], "\n ", ""), "\n"+line+"\nend\n") {
+		t.Fatalf("folded line does not unfold to the original:\n%.400s", got[0])
+	}
+}

@@ -177,8 +177,9 @@ func (q *Queue) transact(ctx context.Context, cc *cachedConn, dest string, e *en
 	return out, false
 }
 
-// sendData streams the spooled body through DATA; go-smtp's writer does
-// the dot-stuffing (RFC 5321 §4.5.2).
+// sendData streams the spooled body through DATA, lines longer than 998
+// octets folded (fold.go); go-smtp's writer does the dot-stuffing
+// (RFC 5321 §4.5.2).
 func (q *Queue) sendData(c *smtp.Client, id string, size int64) error {
 	f, err := q.cfg.Fs.Open(q.msgPath(id))
 	if err != nil {
@@ -191,7 +192,8 @@ func (q *Queue) sendData(c *smtp.Client, id string, size int64) error {
 	}
 	bp := q.getBuf()
 	defer q.bufs.Put(bp)
-	if _, err := io.CopyBuffer(w, io.LimitReader(f, size), *bp); err != nil {
+	fw := &folder{w: w}
+	if _, err := io.CopyBuffer(fw, io.LimitReader(f, size), *bp); err != nil {
 		return fmt.Errorf("sending body: %w", err)
 	}
 	return w.Close()

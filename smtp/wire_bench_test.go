@@ -1,0 +1,93 @@
+package smtp
+
+import (
+	"context"
+	"hash/crc32"
+	"io"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// crcDeliverer streams each message through a CRC and keeps nothing, so
+// a benchmark sees the server's memory, not the test double's.
+type crcDeliverer struct {
+	sum  atomic.Uint32
+	size atomic.Int64
+}
+
+func (d *crcDeliverer) Deliver(_ context.Context, _ []string, r io.Reader) error {
+	h := crc32.NewIEEE()
+	n, err := io.Copy(h, r)
+	d.sum.Store(h.Sum32())
+	d.size.Store(n)
+	return err
+}
+
+// BenchmarkDataSingleLine20MB sends a 20 MB message whose body is one
+// line, over a real listener, through DATA. Issue 12: it must be taken
+// whole and must not cost 20 MB of heap. B/op (-benchmem) counts every
+// allocation in the process, server goroutines included; peak-heap-MB is
+// the highest HeapInuse seen while the message was in flight.
+func BenchmarkDataSingleLine20MB(b *testing.B) {
+	const lineLen = 20 << 20
+	d := &crcDeliverer{}
+	e := startServer(b, func(e *env) {
+		e.cfg.MaxMessageBytes = 32 << 20
+		e.cfg.TempDir = b.TempDir()
+	})
+	e.srv.deps.Deliverer = d
+	rc, _ := e.raw(b, "127.0.0.2", e.mx)
+	rc.run([]step{{send: "EHLO c", want: "250 "}})
+	chunk := []byte(strings.Repeat("abcdefghij", 6554)) // ~64 KB
+	head := "Subject: one line\r\n\r\n"
+	b.SetBytes(int64(len(head) + lineLen + 2))
+
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // sample the heap while messages are in flight
+		var ms runtime.MemStats
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				runtime.ReadMemStats(&ms)
+				if ms.HeapInuse > peak.Load() {
+					peak.Store(ms.HeapInuse)
+				}
+			}
+		}
+	}()
+	runtime.GC()
+	var base runtime.MemStats
+	runtime.ReadMemStats(&base)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		toAlice(rc)
+		rc.run([]step{{send: "DATA", want: "354"}})
+		rc.send(head)
+		for left := lineLen; left > 0; {
+			n := min(left, len(chunk))
+			if _, err := rc.c.Write(chunk[:n]); err != nil {
+				b.Fatal(err)
+			}
+			left -= n
+		}
+		rc.send("\r\n.\r\n")
+		if got := rc.read(); !strings.HasPrefix(got, "250 2.0.0") {
+			b.Fatalf("20 MB line: %q", got)
+		}
+	}
+	b.StopTimer()
+	if got := d.size.Load(); got < lineLen {
+		b.Fatalf("delivered %d octets, want more than %d", got, lineLen)
+	}
+	b.ReportMetric(float64(peak.Load()-min(peak.Load(), base.HeapInuse))/(1<<20), "peak-heap-MB")
+}
