@@ -18,7 +18,7 @@ import (
 // `openssl passwd -1`.
 const (
 	md5CryptPrefix  = "$1$"
-	md5CryptSaltMax = 8  // PHK: "the salt is at most 8 characters"
+	md5CryptSaltMax = 8 // PHK: "the salt is at most 8 characters"
 	md5CryptRounds  = 1000
 	md5CryptChars   = 22 // 16 bytes in crypt base-64
 )

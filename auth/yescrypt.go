@@ -38,8 +38,8 @@ const (
 	pwxGather = 4
 	pwxRounds = 6
 	sWidth    = 8
-	pwxBytes  = pwxGather * pwxSimple * 8     // 64: one pwxform block
-	pwxWords  = pwxBytes / 4                  // 16
+	pwxBytes  = pwxGather * pwxSimple * 8         // 64: one pwxform block
+	pwxWords  = pwxBytes / 4                      // 16
 	sBytes    = 3 * (1 << sWidth) * pwxSimple * 8 // 12288: three S-boxes
 	sWords    = sBytes / 4
 	sMask     = ((1 << sWidth) - 1) * pwxSimple * 8 // byte offset mask into one S-box
@@ -84,17 +84,17 @@ func (yp yescryptParams) check() error {
 	}
 	switch {
 	case yp.n < 2 || yp.n&(yp.n-1) != 0:
-		return fmt.Errorf("N=%d is not a power of 2 above 1", yp.n)
+		return fmt.Errorf("cost N=%d is not a power of 2 above 1", yp.n)
 	case yp.r < 1 || yp.p < 1:
 		return fmt.Errorf("r=%d p=%d: both must be at least 1", yp.r, yp.p)
 	case yp.n > yescryptMaxNr || uint64(yp.r)*yp.n > yescryptMaxNr:
-		return fmt.Errorf("N=%d r=%d needs more than %d MiB", yp.n, yp.r, yescryptMaxNr*128>>20)
+		return fmt.Errorf("cost N=%d r=%d needs more than %d MiB", yp.n, yp.r, yescryptMaxNr*128>>20)
 	case yp.p > yescryptMaxP:
 		return fmt.Errorf("p=%d above %d", yp.p, yescryptMaxP)
 	case yp.t > yescryptMaxT:
 		return fmt.Errorf("t=%d above %d", yp.t, yescryptMaxT)
 	case yp.flags&yescryptRW != 0 && yp.n/uint64(yp.p) <= 1:
-		return fmt.Errorf("N/p=%d must be above 1", yp.n/uint64(yp.p))
+		return fmt.Errorf("cost N/p=%d must be above 1", yp.n/uint64(yp.p))
 	}
 	return nil
 }
