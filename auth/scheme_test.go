@@ -247,6 +247,9 @@ func FuzzVerify(f *testing.F) {
 	f.Add("{ARGON2ID}$argon2id$v=19$m=8,t=1,p=1$AAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAA", "")
 	f.Add("{SSHA512}VraY3v7bWkNbY0r+MyC7rz/c2SC2xQOkRvx7endrKY1HnRumqLYXgI6wv1ec6aldZoNHvKtxSQhayTyyeZUZewAB", "pw")
 	f.Add("{PLAIN}secret", "secret")
+	f.Add("{MD5-CRYPT}$1$q/FbewtH$MG6yVn2o9McxPtowv9Ju8.", "correct horse")
+	f.Add("$y$j55$abcdefgh$no66IotEzDMyFwuYdRVR6aak/F64VE2/M8T6xOI.juC", "")
+	f.Add("{CRYPT}$y$.55$abcdefgh$no66IotEzDMyFwuYdRVR6aak/F64VE2/M8T6xOI.juC", "x")
 	f.Fuzz(func(t *testing.T, stored, pw string) {
 		v, err := parseHash(stored)
 		if err != nil {
@@ -263,6 +266,10 @@ func FuzzVerify(f *testing.F) {
 			}
 		case bcryptHash:
 			if c, _ := bcrypt.Cost(h.hash); c > 5 {
+				return
+			}
+		case yescryptHash:
+			if yp := h.ys.params; yp.n*uint64(yp.r) > 1<<12 || yp.p > 2 || yp.t > 2 {
 				return
 			}
 		}

@@ -146,3 +146,35 @@ func BenchmarkYescryptVerifyDebianDefault(b *testing.B) {
 		}
 	}
 }
+
+// FuzzParseYescrypt: any string the parser accepts is rebuilt exactly from
+// its parts, and hashing with cheap accepted parameters never panics.
+func FuzzParseYescrypt(f *testing.F) {
+	for _, s := range []string{
+		"$y$j9T$bxkeuNm/9sQ/eerGGQD8r0$e5Vqtov5.qefjEDflOWgySrR2oXx544vXeKUKp.E3.4",
+		"$y$j750.0$3asHpBGGpNOMvStE4RFL6.$fOHxOhTNh5F5A5IFNel1o1nTY2ZNcHDychtS2fxFqt1",
+		"$y$/75//$abcdefghijklmnopqrstu.$pav5.GNeVpeIQJn1Qw2LYiJZHZShIuZHI26/O6b8dF4",
+		"$y$.65..$abcdefghijklmnopqrstu.$qgt0I9fEcyNA3FVaC6WXMCuhiWwa9YD91QV48B.LUb8",
+		"$y$j75$$6BUZ57Ppq1XCOI8LGmraG8XOzb1ERDdNMwVQ/ANg0pD",
+		"$y$j9T.kE$x$", "$y$zzzzzz$", "$y$", "$y$j", "$y$j9T3.$a$b",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ys, err := parseYescrypt(s, true)
+		if err != nil {
+			return
+		}
+		if ys.prefix+ys.encoded != s {
+			t.Fatalf("parsed %q, rebuilt %q", s, ys.prefix+ys.encoded)
+		}
+		if err := ys.params.check(); err != nil {
+			t.Fatalf("accepted %q with bad params: %v", s, err)
+		}
+		if yp := ys.params; yp.n*uint64(yp.r) <= 1<<10 && yp.p <= 2 && yp.t <= 2 {
+			if got := ys.digest([]byte("pw")); len(got) != yescryptHashChars {
+				t.Fatalf("digest of %q is %d characters", s, len(got))
+			}
+		}
+	})
+}
