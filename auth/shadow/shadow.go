@@ -6,8 +6,10 @@ package shadow
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"strconv"
 	"strings"
 )
@@ -55,6 +57,10 @@ type ShadowEntry struct {
 // are passed on for the caller to report.
 func readLines(r io.Reader, file string, fn func(line string, n int) error) error {
 	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return err // it names the file already
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}

@@ -85,7 +85,11 @@ func readPasswd(path string) ([]shadow.PasswdEntry, error) {
 		return nil, fmt.Errorf("passwd file: %w", err)
 	}
 	defer f.Close()
-	return shadow.ParsePasswd(f, path)
+	entries, err := shadow.ParsePasswd(f, path)
+	if err != nil {
+		return nil, fmt.Errorf("passwd file: %w", err)
+	}
+	return entries, nil
 }
 
 // readShadow opens and parses a shadow file; errors name it (and the line).
@@ -95,7 +99,11 @@ func readShadow(path string) (map[string]shadow.ShadowEntry, error) {
 		return nil, fmt.Errorf("shadow file: %w", err)
 	}
 	defer f.Close()
-	return shadow.ParseShadow(f, path)
+	entries, err := shadow.ParseShadow(f, path)
+	if err != nil {
+		return nil, fmt.Errorf("shadow file: %w", err)
+	}
+	return entries, nil
 }
 
 // printImportReport prints one line per account (imported, already present, skipped
