@@ -52,11 +52,11 @@ type ShadowEntry struct {
 	Line   int
 }
 
-// readLines reads r whole (up to MaxFileSize) and calls fn with each line
+// readLines reads r whole (up to limit bytes) and calls fn with each line
 // and its number; blank lines are skipped. NIS compat lines ("+…", "-…")
 // are passed on for the caller to report.
-func readLines(r io.Reader, file string, fn func(line string, n int) error) error {
-	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
+func readLines(r io.Reader, file string, limit int, fn func(line string, n int) error) error {
+	data, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		return err // it names the file already
@@ -64,15 +64,15 @@ func readLines(r io.Reader, file string, fn func(line string, n int) error) erro
 	if err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
-	if len(data) > MaxFileSize {
-		return fmt.Errorf("%s: larger than %d bytes: not a passwd or shadow file", file, MaxFileSize)
+	if len(data) > limit {
+		return fmt.Errorf("%s: larger than %d bytes: not a passwd or shadow file", file, limit)
 	}
 	if bytes.IndexByte(data, 0) >= 0 {
 		line := bytes.Count(data[:bytes.IndexByte(data, 0)], []byte{'\n'}) + 1
 		return &LineError{file, line, "NUL byte: not a text file"}
 	}
 	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(nil, MaxFileSize)
+	sc.Buffer(nil, limit+1)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSuffix(sc.Text(), "\r")
 		if strings.TrimSpace(line) == "" {
@@ -91,7 +91,7 @@ func readLines(r io.Reader, file string, fn func(line string, n int) error) erro
 func ParsePasswd(r io.Reader, file string) ([]PasswdEntry, error) {
 	var out []PasswdEntry
 	seen := map[string]int{}
-	err := readLines(r, file, func(line string, n int) error {
+	err := readLines(r, file, MaxFileSize, func(line string, n int) error {
 		f := strings.Split(line, ":")
 		if len(f) != passwdFields {
 			return &LineError{file, n, fmt.Sprintf("%d fields, want %d (name:password:UID:GID:GECOS:directory:shell)", len(f), passwdFields)}
@@ -122,7 +122,7 @@ func ParsePasswd(r io.Reader, file string) ([]PasswdEntry, error) {
 // or a name listed twice is an error naming file and line.
 func ParseShadow(r io.Reader, file string) (map[string]ShadowEntry, error) {
 	out := map[string]ShadowEntry{}
-	err := readLines(r, file, func(line string, n int) error {
+	err := readLines(r, file, MaxFileSize, func(line string, n int) error {
 		f := strings.Split(line, ":")
 		if len(f) != shadowFields {
 			return &LineError{file, n, fmt.Sprintf("%d fields, want %d (name:password:lastchg:min:max:warn:inactive:expire:)", len(f), shadowFields)}

@@ -65,7 +65,12 @@ func TestParseRejects(t *testing.T) {
 			t.Errorf("ParseShadow(%q) = %v, want a LineError with %q", c.in, err, c.want)
 		}
 	}
-	if _, err := ParseShadow(strings.NewReader(strings.Repeat("x", MaxFileSize+1)), "big"); err == nil || !strings.Contains(err.Error(), "larger than") {
+	// The size limit (MaxFileSize for the exported parsers) at a small scale.
+	noop := func(string, int) error { return nil }
+	if err := readLines(strings.NewReader(strings.Repeat("x", 101)), "big", 100, noop); err == nil || !strings.Contains(err.Error(), "big: larger than 100 bytes") {
 		t.Errorf("oversized file: %v", err)
+	}
+	if err := readLines(strings.NewReader(strings.Repeat("x", 100)), "ok", 100, noop); err != nil {
+		t.Errorf("a file of exactly the limit: %v", err)
 	}
 }
