@@ -174,12 +174,12 @@ func yescryptBody(passwd, salt []byte, yp yescryptParams) []byte {
 	return dk
 }
 
-// pwxCtx is one lane's pwxform state: the S-box memory, the word offsets of
-// S0, S1 and S2 within it, and the write position w (in 64-bit units).
+// pwxCtx is one lane's pwxform state: its three S-boxes (S0, S1, S2,
+// rotating after each pwxform) within one sBytes allocation, and the write
+// position w in S2 (in 64-bit units).
 type pwxCtx struct {
-	s          []uint32
-	s0, s1, s2 int
-	w          int
+	s0, s1, s2 *[sBoxWords]uint32
+	w          uint32
 }
 
 // mixer holds the scratch blocks of one KDF run.
@@ -242,10 +242,14 @@ func (m *mixer) smixRW(b []uint32, yp yescryptParams, v []uint32, passwd []byte)
 		bi := b[int(i)*s : int(i+1)*s]
 		vi := v[vChunk*uint64(s):]
 		c := &ctx[i]
-		c.s = sMem[int(i)*sWords : int(i+1)*sWords]
+		si := sMem[int(i)*sWords : int(i+1)*sWords]
 		// 18: fill S_i with SMix1_1 of the block's first 128 bytes.
-		sMixer.smix1(bi[:32], 1, sBytes/128, false, c.s, nil)
-		c.s2, c.s1, c.s0, c.w = 0, sBoxWords, 2*sBoxWords, 0
+		sMixer.smix1(bi[:32], 1, sBytes/128, false, si, nil)
+		// 19-22: S2, S1, S0 are its thirds in that order; w <-- 0.
+		c.s2 = (*[sBoxWords]uint32)(si[:sBoxWords])
+		c.s1 = (*[sBoxWords]uint32)(si[sBoxWords : 2*sBoxWords])
+		c.s0 = (*[sBoxWords]uint32)(si[2*sBoxWords:])
+		c.w = 0
 		if i == 0 {
 			// 24: passwd <-- HMAC-SHA256(B_{0,2r-1}, passwd)
 			var key [64]byte
@@ -319,7 +323,7 @@ func (m *mixer) smix2(b []uint32, r int, n, nLoop uint64, rw bool, v []uint32, c
 
 func (m *mixer) blockMix(x []uint32, r int, c *pwxCtx) {
 	if c != nil {
-		blockMixPwxform(x, m.y[:pwxWords], c, r)
+		blockMixPwxform(x, (*[pwxWords]uint32)(m.y[:pwxWords]), c, r)
 	} else {
 		blockMixSalsa8(x, m.y[:32*r], r)
 	}
@@ -371,16 +375,18 @@ func blockMixSalsa8(b, y []uint32, r int) {
 
 // blockMixPwxform is BlockMix_pwxform: pwxform chained over the 64-byte
 // sub-blocks, then salsa20/2 on the last one.
-func blockMixPwxform(b, y []uint32, c *pwxCtx, r int) {
+func blockMixPwxform(b []uint32, y *[pwxWords]uint32, c *pwxCtx, r int) {
 	r1 := 128 * r / pwxBytes
-	copy(y, b[(r1-1)*pwxWords:r1*pwxWords])
+	copy(y[:], b[(r1-1)*pwxWords:r1*pwxWords])
 	for i := range r1 {
-		bi := b[i*pwxWords : (i+1)*pwxWords]
+		bi := (*[pwxWords]uint32)(b[i*pwxWords : (i+1)*pwxWords])
 		if r1 > 1 {
-			xorWords(y, bi)
+			for k := range y {
+				y[k] ^= bi[k]
+			}
 		}
 		pwxform(y, c)
-		copy(bi, y)
+		*bi = *y
 	}
 	i := (r1 - 1) * pwxBytes / 64
 	salsa20((*[16]uint32)(b[i*16:(i+1)*16]), 2)
@@ -392,28 +398,30 @@ func blockMixPwxform(b, y []uint32, c *pwxCtx, r int) {
 
 // pwxform is the specification's parallel wide transformation: 64-bit
 // multiplies and S-box lookups over pwxGather lanes of pwxSimple 64-bit
-// words, writing every result of the middle rounds into S2, then
-// rotating the S-boxes.
-func pwxform(x []uint32, c *pwxCtx) {
-	s := c.s
+// words (unrolled here: pwxSimple is 2), writing every result of the
+// middle rounds into S2, then rotating the S-boxes.
+func pwxform(x *[pwxWords]uint32, c *pwxCtx) {
 	s0, s1, s2, w := c.s0, c.s1, c.s2, c.w
 	for i := range pwxRounds {
 		for j := range pwxGather {
-			lane := x[j*2*pwxSimple : (j+1)*2*pwxSimple]
-			// p0, p1: word offsets of the 16-byte entries picked by the
-			// lane's first word (Smask keeps whole entries).
-			p0 := s0 + int(lane[0]&sMask)/4
-			p1 := s1 + int(lane[1]&sMask)/4
-			for k := range pwxSimple {
-				v0 := uint64(s[p0+2*k+1])<<32 | uint64(s[p0+2*k])
-				v1 := uint64(s[p1+2*k+1])<<32 | uint64(s[p1+2*k])
-				v := uint64(lane[2*k+1])*uint64(lane[2*k]) + v0
-				v ^= v1
-				lane[2*k], lane[2*k+1] = uint32(v), uint32(v>>32)
-				if i != 0 && i != pwxRounds-1 {
-					s[s2+2*w], s[s2+2*w+1] = uint32(v), uint32(v>>32)
-					w++
-				}
+			lane := (*[2 * pwxSimple]uint32)(x[j*2*pwxSimple:])
+			// p0, p1: the 16-byte S-box entries picked by the lane's
+			// first word (sMask keeps whole entries).
+			p0 := (lane[0] & sMask) / 4
+			p1 := (lane[1] & sMask) / 4
+			e0 := (*[2 * pwxSimple]uint32)(s0[p0 : p0+2*pwxSimple])
+			e1 := (*[2 * pwxSimple]uint32)(s1[p1 : p1+2*pwxSimple])
+			v0 := uint64(lane[1])*uint64(lane[0]) + (uint64(e0[1])<<32 | uint64(e0[0]))
+			v0 ^= uint64(e1[1])<<32 | uint64(e1[0])
+			v1 := uint64(lane[3])*uint64(lane[2]) + (uint64(e0[3])<<32 | uint64(e0[2]))
+			v1 ^= uint64(e1[3])<<32 | uint64(e1[2])
+			lane[0], lane[1], lane[2], lane[3] = uint32(v0), uint32(v0>>32), uint32(v1), uint32(v1>>32)
+			if i != 0 && i != pwxRounds-1 {
+				// S2 is written in the order of the unrolled loop:
+				// word pair w from v0, then w+1 from v1.
+				s2[(2*w)%sBoxWords], s2[(2*w+1)%sBoxWords] = uint32(v0), uint32(v0>>32)
+				s2[(2*w+2)%sBoxWords], s2[(2*w+3)%sBoxWords] = uint32(v1), uint32(v1>>32)
+				w += 2
 			}
 		}
 	}
