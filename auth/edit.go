@@ -88,6 +88,47 @@ func AddUser(fsys afero.Fs, path, user, hash string) error {
 	})
 }
 
+// NewUser is one user for AddUsers: an address and its stored hash.
+type NewUser struct {
+	User, Hash string
+}
+
+// AddUsers appends every user not yet listed in the users file at path,
+// in one atomic rewrite under the lock, creating the file (mode 0600) if it
+// is missing. Users already present are left alone and returned, lowercased,
+// in the order given; running it again with the same users adds nothing.
+// An invalid entry fails the whole call before anything is written.
+func AddUsers(fsys afero.Fs, path string, users []NewUser) (present []string, err error) {
+	names := make([]string, len(users))
+	for i, u := range users {
+		if names[i], err = checkNewEntry(u.User, u.Hash); err != nil {
+			return nil, fmt.Errorf("auth: add user %q: %w", u.User, err)
+		}
+	}
+	err = editUsers(fsys, path, true, func(lines []string) ([]string, error) {
+		present = present[:0]
+		listed := map[string]bool{}
+		for _, l := range lines {
+			if fl, err := splitLine(l); err == nil && fl.isEntry {
+				listed[CanonicalUsername(fl.user)] = true
+			}
+		}
+		for i, u := range users {
+			if listed[names[i]] {
+				present = append(present, names[i])
+				continue
+			}
+			listed[names[i]] = true
+			lines = append(lines, names[i]+":"+u.Hash)
+		}
+		return lines, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return present, nil
+}
+
 // SetPassword replaces user's stored hash, keeping the line's other fields.
 // A user not in the file gives ErrNoSuchUser.
 func SetPassword(fsys afero.Fs, path, user, hash string) error {

@@ -327,3 +327,45 @@ func TestEditWriteFailureLeavesFile(t *testing.T) {
 		t.Errorf("file changed: %q", b)
 	}
 }
+
+// TestAddUsers: one rewrite adds the new users, leaves listed ones alone
+// (whatever their case) and reports them; a second run adds nothing; a bad
+// entry writes nothing.
+func TestAddUsers(t *testing.T) {
+	t.Parallel()
+	fsys := afero.NewMemMapFs()
+	const path = "/etc/popgate/users"
+	if err := afero.WriteFile(fsys, path, []byte("# office\nBob@x.org:{PLAIN}old\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	batch := []NewUser{
+		{"alice@x.org", "{SHA512-CRYPT}$6$5Ae7s6VThkGQsFjG$Sj0V.0THB6QY7pYpa3WYHd433Ui0F0KemloUMugNXoO/Aapc54OlH81p9OOLVb.fOdUh4XQ4covNcE88RtU27/"},
+		{"bob@x.org", "{PLAIN}new"},
+		{"carol@x.org", "{MD5-CRYPT}$1$q/FbewtH$MG6yVn2o9McxPtowv9Ju8."},
+	}
+	present, err := AddUsers(fsys, path, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(present) != 1 || present[0] != "bob@x.org" {
+		t.Errorf("present = %v, want [bob@x.org]", present)
+	}
+	want := "# office\nBob@x.org:{PLAIN}old\nalice@x.org:" + batch[0].Hash + "\ncarol@x.org:" + batch[2].Hash + "\n"
+	got, _ := afero.ReadFile(fsys, path)
+	if string(got) != want {
+		t.Errorf("file:\n%s\nwant:\n%s", got, want)
+	}
+	present, err = AddUsers(fsys, path, batch)
+	if err != nil || len(present) != 3 {
+		t.Errorf("second run: present %v, %v; want all three", present, err)
+	}
+	if again, _ := afero.ReadFile(fsys, path); string(again) != want {
+		t.Errorf("second run changed the file:\n%s", again)
+	}
+	if _, err := AddUsers(fsys, path, []NewUser{{"dave@x.org", "{PLAIN}a"}, {"eve@x.org", "{CRYPT}$1$bad"}}); err == nil {
+		t.Error("a malformed hash was accepted")
+	}
+	if again, _ := afero.ReadFile(fsys, path); string(again) != want {
+		t.Errorf("a failed batch changed the file:\n%s", again)
+	}
+}

@@ -20,6 +20,7 @@ const (
 	SchemeBlfCrypt    = "BLF-CRYPT"
 	SchemeSHA512Crypt = "SHA512-CRYPT"
 	SchemeSHA256Crypt = "SHA256-CRYPT"
+	SchemeMD5Crypt    = "MD5-CRYPT"
 	SchemeCrypt       = "CRYPT"
 	SchemePlain       = "PLAIN"
 	SchemeSSHA512     = "SSHA512"
@@ -47,8 +48,8 @@ type verifier interface {
 }
 
 // ParseHash parses a stored password as found after the user name in the
-// users file: "{SCHEME}data", or a bare crypt(3) string ("$6$…", "$5$…",
-// "$2y$…"), which counts as {CRYPT}. It returns the scheme name. The error
+// users file: "{SCHEME}data", or a bare crypt(3) string ("$y$…", "$6$…",
+// "$5$…", "$2y$…", "$1$…"), which counts as {CRYPT}. It returns the scheme name. The error
 // says what is wrong without echoing the hash.
 func ParseHash(stored string) (scheme string, err error) {
 	v, err := parseHash(stored)
@@ -98,10 +99,16 @@ func parseHash(stored string) (verifier, error) {
 			return nil, fmt.Errorf("{%s} wants a %s hash", scheme, want)
 		}
 		return parseShaCryptHash(scheme, data)
+	case SchemeMD5Crypt:
+		return parseMD5Crypt(scheme, data)
 	case SchemeCrypt:
 		switch {
+		case strings.HasPrefix(data, "$y$"):
+			return parseYescryptHash(scheme, data)
 		case strings.HasPrefix(data, "$6$"), strings.HasPrefix(data, "$5$"):
 			return parseShaCryptHash(scheme, data)
+		case strings.HasPrefix(data, md5CryptPrefix):
+			return parseMD5Crypt(scheme, data)
 		case isBcrypt(data):
 			return parseBcrypt(scheme, data)
 		case strings.HasPrefix(data, "$argon2"):
@@ -112,7 +119,7 @@ func parseHash(stored string) (verifier, error) {
 			}
 			return h, nil
 		}
-		return nil, fmt.Errorf("{CRYPT}: unsupported crypt(3) format (supported: $6$, $5$, $2y$, $2b$, $2a$, $argon2id$, $argon2i$)")
+		return nil, fmt.Errorf("{CRYPT}: unsupported crypt(3) format (supported: $y$, $6$, $5$, $2y$, $2b$, $2a$, $1$, $argon2id$, $argon2i$)")
 	case SchemeSSHA512, SchemeSHA512,
 		SchemeSSHA512 + ".HEX", SchemeSHA512 + ".HEX",
 		SchemeSSHA512 + ".B64", SchemeSHA512 + ".B64",

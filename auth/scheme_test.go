@@ -48,7 +48,7 @@ func TestSchemeVectors(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range []string{SchemeArgon2ID, SchemeArgon2I, SchemeBlfCrypt, SchemeSHA512Crypt,
-		SchemeSHA256Crypt, SchemeCrypt, SchemeSSHA512, SchemeSHA512} {
+		SchemeSHA256Crypt, SchemeMD5Crypt, SchemeCrypt, SchemeSSHA512, SchemeSHA512} {
 		if !seen[s] {
 			t.Errorf("no vector for scheme %s", s)
 		}
@@ -89,9 +89,32 @@ func TestParseHashRejects(t *testing.T) {
 		{"{SHA512-CRYPT}$5$abc$def", "wants a $6$"},
 		{"{SHA256-CRYPT}$6$abc$def", "wants a $5$"},
 		{"{SHA512-CRYPT}$6$abc$def", "malformed SHA-crypt"},
-		{"{CRYPT}$1$abc$def", "unsupported crypt(3)"},
+		{"{CRYPT}$1$abc$def", "malformed MD5-crypt"},
+		{"{MD5-CRYPT}$6$abc$def", "want $1$"},
+		{"{MD5-CRYPT}$1$abcdefghi$MG6yVn2o9McxPtowv9Ju8.", "salt longer than 8"},
+		{"{MD5-CRYPT}$1$abc$MG6yVn2o9McxPtowv9Ju8!", "outside the crypt alphabet"},
+		{"{MD5-CRYPT}$1$abc", "missing $"},
+		{"{CRYPT}$7$CU..../....abc$def", "unsupported crypt(3)"},
+		{"{CRYPT}$y$j9T$abc", "missing $ before the hash"},
+		{"{CRYPT}$y$j9T$bxkeuNm/9sQ/eerGGQD8r0$e5Vqtov5", "hash is 8 characters"},
+		{"{CRYPT}$y$jAT$", "missing $ before the hash"},
+		{"{CRYPT}$y$j9T$bxke!Nm/9sQ/eerGGQD8r0$e5Vqtov5.qefjEDflOWgySrR2oXx544vXeKUKp.E3.4", "outside the crypt alphabet"},
+		{"{CRYPT}$y$j9T$bxkeuNm/9sQ/eerGGQD8rz$e5Vqtov5.qefjEDflOWgySrR2oXx544vXeKUKp.E3.4", "stray bits"},
+		{"{CRYPT}$y$j9T$bxkeuNm/9sQ/eerGGQD8r$e5Vqtov5.qefjEDflOWgySrR2oXx544vXeKUKp.E3.4", "lone character"},
+		{"{CRYPT}$y$zzzzzzz$s$e5Vqtov5.qefjEDflOWgySrR2oXx544vXeKUKp.E3.4", "unknown flavor"},
+		{"{CRYPT}$y$i9T$bxkeuNm/9sQ/eerGGQD8r0$e5Vqtov5.qefjEDflOWgySrR2oXx544vXeKUKp.E3.4", "unsupported pwxform flavor"},
+		{"{CRYPT}$y$jGT$bxkeuNm/9sQ/eerGGQD8r0$e5Vqtov5.qefjEDflOWgySrR2oXx544vXeKUKp.E3.4", "needs more than 1024 MiB"},
+		{"{CRYPT}$y$jP5$bxkeuNm/9sQ/eerGGQD8r0$e5Vqtov5.qefjEDflOWgySrR2oXx544vXeKUKp.E3.4", "needs more than 1024 MiB"},
+		{"{CRYPT}$y$j9T1.$bxkeuNm/9sQ/eerGGQD8r0$e5Vqtov5.qefjEDflOWgySrR2oXx544vXeKUKp.E3.4", "hash upgrades"},
+		{"{CRYPT}$y$j9T3.$bxkeuNm/9sQ/eerGGQD8r0$e5Vqtov5.qefjEDflOWgySrR2oXx544vXeKUKp.E3.4", "hash upgrades"},
+		{"{CRYPT}$y$j9T.kE$bxkeuNm/9sQ/eerGGQD8r0$e5Vqtov5.qefjEDflOWgySrR2oXx544vXeKUKp.E3.4", "p=66 above"},
+		{"{CRYPT}$y$.9T/.$bxkeuNm/9sQ/eerGGQD8r0$e5Vqtov5.qefjEDflOWgySrR2oXx544vXeKUKp.E3.4", "takes no t"},
+		{"{CRYPT}$y$j9T$bxkeuNm/9sQ/eerGGQD8r0$e5Vqtov5.qefjEDflOWgySrR2oXx544vXeKUKp.E3.z", "not 32 bytes"},
+		{"{CRYPT}$y$j9", "parameters end early"},
+		{"{CRYPT}$y$j9T", "no $ after the parameters"},
 		{"{CRYPT}abcdefghijklm", "unsupported crypt(3)"},
-		{"$1$abc$def", "unsupported crypt(3)"},
+		{"abcdefghijklm", "no {SCHEME}"},
+		{"$gy$j9T$abc$def", "unsupported crypt(3)"},
 		{"{CRYPT}$argon2id$v=19$m=1,t=1,p=1$AAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAA", "m=1 outside"},
 		{"{BLF-CRYPT}$6$abc", "wants a $2y$"},
 		{"{BLF-CRYPT}$2y$05$short", "malformed bcrypt"},
@@ -224,6 +247,9 @@ func FuzzVerify(f *testing.F) {
 	f.Add("{ARGON2ID}$argon2id$v=19$m=8,t=1,p=1$AAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAA", "")
 	f.Add("{SSHA512}VraY3v7bWkNbY0r+MyC7rz/c2SC2xQOkRvx7endrKY1HnRumqLYXgI6wv1ec6aldZoNHvKtxSQhayTyyeZUZewAB", "pw")
 	f.Add("{PLAIN}secret", "secret")
+	f.Add("{MD5-CRYPT}$1$q/FbewtH$MG6yVn2o9McxPtowv9Ju8.", "correct horse")
+	f.Add("$y$j55$abcdefgh$no66IotEzDMyFwuYdRVR6aak/F64VE2/M8T6xOI.juC", "")
+	f.Add("{CRYPT}$y$.55$abcdefgh$no66IotEzDMyFwuYdRVR6aak/F64VE2/M8T6xOI.juC", "x")
 	f.Fuzz(func(t *testing.T, stored, pw string) {
 		v, err := parseHash(stored)
 		if err != nil {
@@ -240,6 +266,10 @@ func FuzzVerify(f *testing.F) {
 			}
 		case bcryptHash:
 			if c, _ := bcrypt.Cost(h.hash); c > 5 {
+				return
+			}
+		case yescryptHash:
+			if yp := h.ys.params; yp.n*uint64(yp.r) > 1<<12 || yp.p > 2 || yp.t > 2 {
 				return
 			}
 		}

@@ -55,7 +55,8 @@ func NewUsers(fs afero.Fs, path string, now func() time.Time, logger *slog.Logge
 	return u, nil
 }
 
-// read reads and parses the file, logging the {PLAIN} warning once.
+// read reads and parses the file, logging the {PLAIN} and MD5-crypt
+// warnings once.
 func (u *Users) read() (*userTable, error) {
 	f, err := u.fs.Open(u.path)
 	if err != nil {
@@ -74,6 +75,12 @@ func (u *Users) read() (*userTable, error) {
 		// Name a few lines, not thousands: enough to find them.
 		u.logger.Warn("users file has plaintext passwords", "path", u.path,
 			"count", len(t.plainLines), "first_lines", t.plainLines[:min(len(t.plainLines), 5)])
+	}
+	if len(t.md5Lines) > 0 {
+		// Accepted so that migrated users can log in; each should get a
+		// new password (`popgate user passwd`), which is stored as Argon2id.
+		u.logger.Warn("users file has weak MD5-crypt passwords", "path", u.path,
+			"count", len(t.md5Lines), "first_lines", t.md5Lines[:min(len(t.md5Lines), 5)])
 	}
 	return t, nil
 }

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 	"os"
@@ -162,5 +163,23 @@ func TestUsersPlainWarningOncePerLoad(t *testing.T) {
 	s.UserExists("a@x.org")
 	if w := s.log.lines("users file has plaintext passwords"); len(w) != 2 {
 		t.Errorf("after reload: %d warnings, want 2", len(w))
+	}
+}
+
+// TestUsersMD5CryptWarning: MD5-crypt hashes load (migrated users can log
+// in) with a warning naming their lines; other crypt schemes get none.
+func TestUsersMD5CryptWarning(t *testing.T) {
+	t.Parallel()
+	s := newTestService(t, "a@x.org:{MD5-CRYPT}$1$q/FbewtH$MG6yVn2o9McxPtowv9Ju8.\n"+
+		"b@x.org:{CRYPT}$y$j75$pE4qh5RGOS3sC2mZ06ZQv.$SBOEw/TE/MXJBzydUrI1PlMcUZ.ZmJg1Dv8blT5kJV/\n"+
+		"c@x.org:$1$q/FbewtH$MG6yVn2o9McxPtowv9Ju8.\n", noLimits)
+	w := s.log.lines("users file has weak MD5-crypt passwords")
+	if len(w) != 1 || !strings.Contains(w[0], "count=2") || !strings.Contains(w[0], "lines=\"[1 3]\"") {
+		t.Errorf("warnings %q", w)
+	}
+	for _, user := range []string{"a@x.org", "b@x.org", "c@x.org"} {
+		if _, err := s.Authenticate(context.Background(), mustAddr("192.0.2.1"), user, "correct horse"); err != nil {
+			t.Errorf("%s: %v", user, err)
+		}
 	}
 }

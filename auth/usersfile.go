@@ -34,6 +34,7 @@ type userEntry struct {
 type userTable struct {
 	users      map[string]*userEntry
 	plainLines []int // lines with {PLAIN} passwords, for the warning
+	md5Lines   []int // lines with MD5-crypt hashes, weak: warned about too
 
 	dummyOnce sync.Once
 	dummyV    verifier
@@ -103,6 +104,9 @@ func parseUsers(data []byte) (*userTable, error) {
 		}
 		if v.scheme() == SchemePlain {
 			t.plainLines = append(t.plainLines, lineNo)
+		}
+		if _, weak := v.(md5CryptHash); weak {
+			t.md5Lines = append(t.md5Lines, lineNo)
 		}
 		t.users[name] = &userEntry{name: name, line: lineNo, v: v}
 	}

@@ -2,6 +2,7 @@
 # Regenerates vectors.tsv from real tools. Not run by tests: the output is
 # committed and checked by TestSchemeVectors with no tool needed.
 # Needs: doveadm (Debian dovecot-core 2.3), mkpasswd (Debian whois), openssl.
+# yescrypt at more costs and settings: gen-yescrypt-vectors.sh.
 # Each line: tool<TAB>password<TAB>stored hash as it goes into the users file.
 set -eu
 out=vectors.tsv
@@ -24,4 +25,9 @@ for pw in 'correct horse' 'pässwörd ünïcode' 'x'; do
 	emit "openssl passwd -6" "$pw" "{SHA512-CRYPT}$(openssl passwd -6 "$pw")"
 	emit "openssl passwd -5 (no scheme prefix)" "$pw" "$(openssl passwd -5 "$pw")"
 	emit "mkpasswd -m bcrypt -R 5 (no scheme prefix)" "$pw" "$(mkpasswd -m bcrypt -R 5 "$pw")"
+	emit "doveadm pw -s MD5-CRYPT" "$pw" "$(doveadm pw -s MD5-CRYPT -p "$pw")"
+	emit "mkpasswd -m md5crypt" "$pw" "{CRYPT}$(mkpasswd -m md5crypt "$pw")"
+	emit "openssl passwd -1 (no scheme prefix)" "$pw" "$(openssl passwd -1 "$pw")"
+	emit "mkpasswd -m yescrypt -R 1" "$pw" "{CRYPT}$(mkpasswd -m yescrypt -R 1 "$pw")"
+	emit "mkpasswd -m yescrypt -R 1 (no scheme prefix)" "$pw" "$(mkpasswd -m yescrypt -R 1 "$pw")"
 done
