@@ -79,6 +79,10 @@ type Config struct {
 	// TempDir holds temporary files for larger messages; "": os.TempDir().
 	TempDir string
 
+	// SenderCheck says which envelope senders an authenticated session may
+	// use (553 5.7.1 otherwise); "": SenderCheckOwner.
+	SenderCheck SenderCheck
+
 	// AllowPlaintextAuth offers AUTH before TLS to everyone. Loopback
 	// clients may always authenticate in plaintext.
 	AllowPlaintextAuth bool
@@ -125,6 +129,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MemoryBufferBytes <= 0 {
 		c.MemoryBufferBytes = DefaultMemoryBufferBytes
+	}
+	if c.SenderCheck == "" {
+		c.SenderCheck = SenderCheckOwner
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

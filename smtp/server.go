@@ -57,6 +57,8 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 		return nil, errors.New("smtp: new server: Spooler is required")
 	case (deps.Authenticator == nil) != (deps.SenderOwner == nil):
 		return nil, errors.New("smtp: new server: Authenticator and SenderOwner go together")
+	case cfg.SenderCheck != SenderCheckOwner && cfg.SenderCheck != SenderCheckLocalDomains && cfg.SenderCheck != SenderCheckAny:
+		return nil, fmt.Errorf("smtp: new server: unknown sender check %q", cfg.SenderCheck)
 	case strings.ContainsAny(cfg.Hostname, " \t\r\n()\\"):
 		return nil, fmt.Errorf("smtp: new server: bad hostname %q", cfg.Hostname)
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/popgate/popgate/smtp"
 )
 
 // Config is popgate's whole configuration: one TOML file in which every key
@@ -82,6 +84,7 @@ type SMTPConfig struct {
 	MaxConnectionsIP   int      `toml:"max_connections_per_ip" doc:"Concurrent SMTP sessions from one client address."`
 	Timeout            Duration `toml:"timeout" doc:"Read and write timeout for each SMTP command and reply (RFC 5321 section 4.5.3.2 suggests 5 minutes)."`
 	AllowPlaintextAuth bool     `toml:"allow_plaintext_auth" doc:"Allow AUTH before STARTTLS from non-loopback clients. Loopback is always allowed."`
+	SenderCheck        string   `toml:"sender_check" doc:"Which MAIL FROM an authenticated session may use (553 5.7.1 otherwise): \"owner\" (the user's own address or an alias that resolves to it), \"local-domains\" (any address in domains), \"any\" (no check, as sendmail did). The null sender <> is always allowed, for bounces and read receipts."`
 }
 
 // RelayConfig decides who may relay, and how the decision is mirrored for
@@ -150,6 +153,7 @@ func defaultConfig() *Config {
 			MaxConnections:   500,
 			MaxConnectionsIP: 50, // Postfix's smtpd_client_connection_count_limit
 			Timeout:          Duration{5 * time.Minute},
+			SenderCheck:      string(smtp.SenderCheckOwner),
 		},
 		Relay: RelayConfig{
 			PopTTL:          Duration{15 * time.Minute},
@@ -284,6 +288,9 @@ func (c *Config) validate(file string, pos map[string]int) error {
 	if c.SMTP.MaxRecipients < 1 {
 		// RFC 5321 section 4.5.3.1.8: a server must accept at least 100.
 		return fail("smtp.max_recipients", "must be at least 1 (RFC 5321 asks for 100)")
+	}
+	if _, err := smtp.ParseSenderCheck(c.SMTP.SenderCheck); err != nil || c.SMTP.SenderCheck == "" {
+		return fail("smtp.sender_check", "%q: want \"owner\", \"local-domains\" or \"any\"", c.SMTP.SenderCheck)
 	}
 	if c.SMTP.Timeout.Duration <= 0 {
 		return fail("smtp.timeout", "must be positive")

@@ -179,6 +179,7 @@ func assemble(cfg *Config, opt options) (_ *services, err error) {
 		MaxConns:           cfg.SMTP.MaxConnections,
 		MaxConnsPerIP:      cfg.SMTP.MaxConnectionsIP,
 		AllowPlaintextAuth: cfg.SMTP.AllowPlaintextAuth,
+		SenderCheck:        smtp.SenderCheck(strings.ToLower(cfg.SMTP.SenderCheck)),
 		ProxyNetworks:      prefixes(cfg.Relay.ProxyProtocol),
 		TempDir:            filepath.Join(cfg.DataDir, "state"),
 		Logger:             logger,
