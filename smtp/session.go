@@ -140,6 +140,9 @@ func (s *session) mail(from string, opts *gosmtp.MailOptions) error {
 		s.log.Warn("smtp sender denied", "ip", s.tc.ip.String(), "user", s.authUser, "from", norm)
 		return errNotOwner
 	}
+	if err := s.checkRoom(opts); err != nil {
+		return err
+	}
 	v := s.srv.deps.Policy.CheckFrom(s.client(), norm)
 	switch v.Action {
 	case ActionReject, ActionTempFail:
