@@ -84,6 +84,7 @@ type SMTPConfig struct {
 	MaxConnectionsIP   int      `toml:"max_connections_per_ip" doc:"Concurrent SMTP sessions from one client address."`
 	Timeout            Duration `toml:"timeout" doc:"Read and write timeout for each SMTP command and reply (RFC 5321 section 4.5.3.2 suggests 5 minutes)."`
 	AllowPlaintextAuth bool     `toml:"allow_plaintext_auth" doc:"Allow AUTH before STARTTLS from non-loopback clients. Loopback is always allowed."`
+	MinFreeBytes       int64    `toml:"min_free_bytes" doc:"Free space (octets) that the filesystems of the maildirs and the queue must keep beyond a message's announced SIZE; below it MAIL FROM gets 452 4.3.1, like Postfix's queue_minfree. 0: 1.5 times max_message_bytes."`
 	SenderCheck        string   `toml:"sender_check" doc:"Which MAIL FROM an authenticated session may use (553 5.7.1 otherwise): \"owner\" (the user's own address or an alias that resolves to it), \"local-domains\" (any address in domains), \"any\" (no check, as sendmail did). The null sender <> is always allowed, for bounces and read receipts."`
 }
 
@@ -289,6 +290,9 @@ func (c *Config) validate(file string, pos map[string]int) error {
 		// RFC 5321 section 4.5.3.1.8: a server must accept at least 100.
 		return fail("smtp.max_recipients", "must be at least 1 (RFC 5321 asks for 100)")
 	}
+	if c.SMTP.MinFreeBytes < 0 {
+		return fail("smtp.min_free_bytes", "must not be negative")
+	}
 	if _, err := smtp.ParseSenderCheck(c.SMTP.SenderCheck); err != nil || c.SMTP.SenderCheck == "" {
 		return fail("smtp.sender_check", "%q: want \"owner\", \"local-domains\" or \"any\"", c.SMTP.SenderCheck)
 	}
@@ -392,6 +396,14 @@ func (c *Config) listeners() []listenerSet {
 		{"smtp.submission", c.SMTP.Submission},
 		{"smtp.submissions", c.SMTP.Submissions},
 	}
+}
+
+// minFreeBytes is the free-space reserve in effect.
+func (c *Config) minFreeBytes() int64 {
+	if c.SMTP.MinFreeBytes > 0 {
+		return c.SMTP.MinFreeBytes
+	}
+	return c.SMTP.MaxMessageBytes + c.SMTP.MaxMessageBytes/2
 }
 
 // usersFile is the users file in effect.

@@ -109,6 +109,7 @@ func TestConfigBad(t *testing.T) {
 		{"cert without key", "[tls]\ncert = \"/etc/hosts\"\n", ":2: tls.cert: cert and key must be set together"},
 		{"smarthost", "[queue]\nsmarthost = \"relay.example.net\"\n", `:2: queue.smarthost: "relay.example.net" is not host:port`},
 		{"max age < retry", "[queue]\nmin_retry = \"2h\"\nmax_age = \"1h\"\n", "queue.max_age: 1h0m0s is shorter than queue.min_retry"},
+		{"negative reserve", "[smtp]\nmin_free_bytes = -1\n", ":2: smtp.min_free_bytes: must not be negative"},
 		{"sender check", "[smtp]\nsender_check = \"nobody\"\n", `:2: smtp.sender_check: "nobody": want "owner"`},
 		{"empty sender check", "[smtp]\nsender_check = \"\"\n", `:2: smtp.sender_check: ""`},
 		{"log format", "[log]\nformat = \"xml\"\n", `:2: log.format: "xml"`},

@@ -191,6 +191,11 @@ func assemble(cfg *Config, opt options) (_ *services, err error) {
 		Spooler:       spooler{s.queue},
 		Authenticator: smtpAuth{s.authSvc},
 		SenderOwner:   rcpts,
+		Storage: &diskSpace{
+			paths:   []string{filepath.Join(cfg.DataDir, "mail"), filepath.Join(cfg.DataDir, "queue"), filepath.Join(cfg.DataDir, "state")},
+			reserve: cfg.minFreeBytes(),
+			free:    freeBytes,
+		},
 	})
 	if err != nil {
 		return nil, err
