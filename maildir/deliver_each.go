@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // eachCopy is one mailbox's copy in a deliverEach.
@@ -23,7 +24,7 @@ type eachCopy struct {
 // its own prefixes[i] (CRLF lines), and makes them appear in new/ only once
 // every copy is written and fsynced: on error no new/ gained anything. The
 // first copy is written from r; the others are copied from the first, past
-// its prefix. Mailboxes that name the same maildir get one copy, with the
+// its prefix, concurrently. Mailboxes that name the same maildir get one copy, with the
 // first one's prefix.
 func (s *Store) deliverEach(ctx context.Context, mailboxes []Address, prefixes [][]byte, r io.Reader) (names []string, err error) {
 	var copies []*eachCopy
@@ -66,20 +67,21 @@ func (s *Store) deliverEach(ctx context.Context, mailboxes []Address, prefixes [
 		}
 	}()
 
-	for i, c := range copies {
-		src := r
-		if i > 0 {
-			first, err := s.fs.Open(copies[0].tmp)
-			if err != nil {
-				return nil, fmt.Errorf("maildir: deliver: reopen %s: %w", copies[0].tmp, err)
-			}
-			// The first copy is stored with LF endings: its prefix is
-			// shorter by one octet per line.
-			skip := int64(len(pre[0]) - strings.Count(string(pre[0]), "\r\n"))
-			src = io.NewSectionReader(first, skip, copies[0].size-skip)
-			defer first.Close()
+	if err := s.writeCopy(ctx, copies[0], pre[0], r); err != nil {
+		return nil, err
+	}
+	if len(copies) > 1 {
+		// The first copy is stored with LF endings: its prefix is shorter
+		// by one octet per line. The other copies are written at the same
+		// time, each waiting for its own fsync.
+		skip := int64(len(pre[0]) - strings.Count(string(pre[0]), "\r\n"))
+		errs := make([]error, len(copies))
+		var wg sync.WaitGroup
+		for i := 1; i < len(copies); i++ {
+			wg.Go(func() { errs[i] = s.copyFrom(ctx, copies[i], pre[i], copies[0], skip) })
 		}
-		if err := s.writeCopy(ctx, c, pre[i], src); err != nil {
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
 			return nil, err
 		}
 	}
@@ -113,6 +115,17 @@ func (s *Store) writeCopy(ctx context.Context, c *eachCopy, prefix []byte, src i
 		return fmt.Errorf("maildir: deliver %s: %w", stem, err)
 	}
 	return nil
+}
+
+// copyFrom writes c from the first copy's body (past its skip-octet
+// prefix), after c's own prefix.
+func (s *Store) copyFrom(ctx context.Context, c *eachCopy, prefix []byte, first *eachCopy, skip int64) error {
+	f, err := s.fs.Open(first.tmp)
+	if err != nil {
+		return fmt.Errorf("maildir: deliver: reopen %s: %w", first.tmp, err)
+	}
+	defer f.Close()
+	return s.writeCopy(ctx, c, prefix, io.NewSectionReader(f, skip, first.size-skip))
 }
 
 // linkEach links every copy's tmp file into its new/ (a fresh name if one
