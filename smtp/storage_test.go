@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -165,4 +168,50 @@ func TestDelivererGetsEnvelopeSender(t *testing.T) {
 	if got := strings.Join(e.deliverer.from, "|"); got != "X@example.org|" {
 		t.Errorf("senders given to the Deliverer: %q, want %q", got, "X@example.org|")
 	}
+}
+
+// TestFullDiskSpillBuffer: a message too large for memory is buffered in
+// TempDir; with that filesystem full (a real tmpfs) the client gets 452
+// 4.3.1 after its data, nothing is delivered, and the session goes on.
+func TestFullDiskSpillBuffer(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root; TestFullDiskAtData covers the reply")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+	filler, err := os.Create(filepath.Join(dir, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer filler.Close()
+	for err == nil {
+		_, err = filler.Write(make([]byte, 4096))
+	}
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatal(err)
+	}
+	e := startServer(t, func(e *env) { e.cfg.TempDir, e.cfg.MemoryBufferBytes = dir, 4096 })
+	rc, _ := e.raw(t, "127.0.0.2", e.mx)
+	send := []step{
+		{send: "MAIL FROM:<x@example.org>", want: "250"},
+		{send: "RCPT TO:<alice@example.com>", want: "250"},
+		{send: "DATA", want: "354"},
+	}
+	rc.run(append([]step{{send: "EHLO c", want: "250 "}}, send...))
+	big := "Subject: big\r\n\r\n" + strings.Repeat(strings.Repeat("z", 70)+"\r\n", 300)
+	if got := rc.cmd(big + "."); got != "452 4.3.1 Insufficient system storage, try again later\r\n" {
+		t.Fatalf("spill to a full disk: %q", got)
+	}
+	if msgs := e.deliverer.messages(t, "alice@example.com"); len(msgs) != 0 {
+		t.Fatalf("delivered %d messages", len(msgs))
+	}
+	rc.run(append(send, step{send: "Subject: small\r\n\r\nfits in memory\r\n.", want: "250 2.0.0"}))
+	filler.Close()
+	if err := os.Remove(filler.Name()); err != nil {
+		t.Fatal(err)
+	}
+	rc.run(append(send, step{send: big + ".", want: "250 2.0.0"}))
 }
