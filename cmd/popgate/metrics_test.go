@@ -160,7 +160,7 @@ popgate_connections_refused_total{proto="smtp"} 1
 # HELP popgate_log_events_total Log records at warn and error level, whatever log.level is.
 # TYPE popgate_log_events_total counter
 popgate_log_events_total{level="error"} 1
-popgate_log_events_total{level="warn"} 7
+popgate_log_events_total{level="warn"} 9
 `
 	if err := testutil.ScrapeAndCompare(url, strings.NewReader(want),
 		"popgate_pop3_logins_total", "popgate_grants_total", "popgate_relay_decisions_total",
