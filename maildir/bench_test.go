@@ -166,3 +166,26 @@ func BenchmarkDeliver(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDeliverMail is final delivery with Return-Path and Delivered-To:
+// one copy per mailbox instead of one file hard-linked into each, so it is
+// compared with BenchmarkDeliver on the same message.
+func BenchmarkDeliverMail(b *testing.B) {
+	msg := append([]byte("Received: from c by mx\r\nSubject: bench\r\n\r\n"),
+		bytes.Repeat([]byte("0123456789 abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ\r\n"), 46)...)
+	for _, n := range []int{1, 3} {
+		b.Run(fmt.Sprintf("rcpt=%d", n), func(b *testing.B) {
+			s := NewStore(afero.NewOsFs(), b.TempDir(), Options{Hostname: "bench"})
+			var to []Address
+			for i := range n {
+				to = append(to, Address{Local: fmt.Sprintf("u%d", i), Domain: "example.com"})
+			}
+			b.SetBytes(int64(len(msg)))
+			for b.Loop() {
+				if _, err := s.DeliverMail(context.Background(), "sender@example.org", to, bytes.NewReader(msg)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

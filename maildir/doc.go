@@ -4,6 +4,11 @@
 // calls Store.Deliver, which writes a message once (LF line endings, the
 // maildir convention), fsyncs it, and hard-links it into new/ of every local
 // recipient under a Dovecot-style name "<unix>.M<usec>P<pid>Q<seq>.<host>,S=<size>,W=<crlf size>".
+// Final delivery from SMTP uses Store.DeliverMail instead: each mailbox
+// gets its own copy starting with "Return-Path: <sender>" and
+// "Delivered-To: <mailbox>" (RFC 5321 §4.4), and a message that already
+// carries Delivered-To for one of its mailboxes is refused (ErrMailLoop).
+// Either way a failure, a full disk included, leaves nothing in any new/.
 // The POP3 side opens a Mailbox, locks it for the session (in-process and
 // with flock(2) on <maildir>/popgate.lock), lists new/ and cur/ in delivery
 // order, streams messages, marks them seen (new/ -> cur/, ":2,S") and

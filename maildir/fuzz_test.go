@@ -1,7 +1,10 @@
 package maildir
 
 import (
+	"bufio"
 	"bytes"
+	"io"
+	"strings"
 	"testing"
 )
 
@@ -62,6 +65,45 @@ func FuzzLFWriter(f *testing.F) {
 		n, err := crlfSize(bytes.NewReader(want), make([]byte, 1+int(split)%7))
 		if err != nil || n != w.crlfSize() {
 			t.Fatalf("W=%d, crlfSize of stored = %d (%v)", w.crlfSize(), n, err)
+		}
+	})
+}
+
+// FuzzScanHeader feeds arbitrary messages to final delivery's header
+// scanner: what it returns followed by what it left unread is the input
+// minus its Return-Path fields (the input itself when it has none), and
+// every Delivered-To it reports is in the input.
+func FuzzScanHeader(f *testing.F) {
+	f.Add([]byte("Return-Path: <a@b>\r\nDelivered-To: u@example.com\r\nSubject: x\r\n\r\nbody\r\n"))
+	f.Add([]byte("return-path:\r\n <folded@x>\r\nX: 1\r\n\r\n"))
+	f.Add([]byte("Delivered-To:\r\n\t<U@Example.COM>\n\nReturn-Path: in body\n"))
+	f.Add([]byte("no header end"))
+	f.Add([]byte(" leading continuation\r\nReturn-Path: x"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		br := bufio.NewReaderSize(bytes.NewReader(in), 4096)
+		header, delivered, err := scanHeader(br)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rest, _ := io.ReadAll(br)
+		got := append(append([]byte{}, header...), rest...)
+		if !bytes.Contains(bytes.ToLower(in), []byte("return-path")) && !bytes.Equal(got, in) {
+			t.Fatalf("%q became %q", in, got)
+		}
+		if len(got) > len(in) || !bytes.HasSuffix(in, rest) {
+			t.Fatalf("%q became %q", in, got)
+		}
+		// Folding whitespace is removed from the addresses reported.
+		squeezed := strings.Join(strings.Fields(strings.ToLower(string(in))), "")
+		for addr := range delivered {
+			if !strings.Contains(squeezed, addr) {
+				t.Fatalf("Delivered-To %q is not in %q", addr, in)
+			}
+		}
+		for _, line := range bytes.SplitAfter(header, []byte("\n")) {
+			if bytes.HasPrefix(bytes.ToLower(line), []byte("return-path:")) {
+				t.Fatalf("Return-Path field left in %q (input %q)", header, in)
+			}
 		}
 	})
 }

@@ -22,8 +22,14 @@ const (
 	// allow before an autologout timer may fire: 10 minutes.
 	MinIdleTimeout = 10 * time.Minute
 	// maxProtocolErrors closes a session after this many client mistakes
-	// (unknown commands, wrong state, bad arguments, refused logins).
-	maxProtocolErrors = 3
+	// (unknown commands, wrong state, bad arguments). Real clients probe
+	// (LAST, XTND, TOP with odd arguments) and must not be hung up on
+	// after three; Dovecot allows 20 (CLIENT_MAX_BAD_COMMANDS).
+	maxProtocolErrors = 20
+	// maxFailedLogins closes a session after this many refused logins
+	// (USER/PASS, APOP, AUTH), counted apart from protocol mistakes so
+	// that probing commands do not buy a password guesser more tries.
+	maxFailedLogins = 3
 	// maxUIDLength bounds a unique-id (RFC 1939 §7: 1 to 70 characters).
 	maxUIDLength = 70
 )

@@ -66,7 +66,9 @@ func TestAuthorizationDialogs(t *testing.T) {
 			{"PASS wrong", "-ERR [AUTH] authentication failed", nil},
 			{"USER nobody@example.com", "+OK send PASS", nil},
 			{"PASS wrong", "-ERR [AUTH] authentication failed", nil},
-			{"XYZZY", "-ERR too many errors, closing connection", nil},
+			{"XYZZY", "-ERR unknown command", nil},
+			{"USER alice", "+OK", nil},
+			{"PASS wrong", "-ERR [AUTH] authentication failed, too many failed logins, closing connection", nil},
 			{"", "<closed>", nil},
 		},
 		"failed PASS needs new USER": {

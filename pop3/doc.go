@@ -30,7 +30,9 @@
 //   - Deletions are applied only by QUIT from the TRANSACTION state
 //     (RFC 1939 §6). A dropped connection, an idle or lifetime timeout,
 //     too many errors and Shutdown all close the mailbox untouched.
-//   - Three protocol errors (unknown command, wrong state, bad
-//     arguments, over-long line, NUL, refused login) close the session;
-//     so does an HTTP request line as the first command.
+//   - Client mistakes (unknown command, wrong state, bad arguments,
+//     over-long line, NUL) get "-ERR" and the session goes on, since
+//     real clients probe (LAST, XTND); the 20th closes it, as in
+//     Dovecot. Refused logins have their own limit: the third closes.
+//     An HTTP request line as the first command closes at once.
 package pop3

@@ -51,9 +51,12 @@ type Error struct {
 	Msg string
 
 	// protocol marks errors caused by the client's input (unknown command,
-	// wrong state, bad arguments, refused login): three of them close the
+	// wrong state, bad arguments): maxProtocolErrors of them close the
 	// session.
 	protocol bool
+	// login marks a refused login: maxFailedLogins of them close the
+	// session, whatever the protocol error count.
+	login bool
 }
 
 // Error returns the reply text without the "-ERR " prefix.
@@ -76,7 +79,7 @@ var errInternal = &Error{Code: CodeSysTemp, Msg: "internal server error, try aga
 // errAuthFailed is the single reply to every refused login, whether the
 // user exists, the password is wrong or the limiter throttled the attempt
 // (RFC 3206 §5: [AUTH]), so that the reply is never an oracle.
-var errAuthFailed = &Error{Code: CodeAuth, Msg: "authentication failed", protocol: true}
+var errAuthFailed = &Error{Code: CodeAuth, Msg: "authentication failed", login: true}
 
 // errClose asks the session loop to close the connection at once, without
 // a further reply: used after "+OK" was sent and the rest cannot follow.

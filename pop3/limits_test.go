@@ -95,9 +95,10 @@ func TestNUL(t *testing.T) {
 	c2.run([]step{{"", "+OK", nil}, {"\x00\x00", "-ERR not a POP3 command", nil}, {"", "<closed>", nil}})
 }
 
-// TestThreeErrorsClose: the third protocol error gets one reply and the
-// connection closes.
-func TestThreeErrorsClose(t *testing.T) {
+// TestProtocolErrorsClose: client mistakes get -ERR and the session goes
+// on; only the maxProtocolErrors-th gets one reply and a close, and nothing
+// is deleted.
+func TestProtocolErrorsClose(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	c := e.dial(t)
@@ -106,13 +107,76 @@ func TestThreeErrorsClose(t *testing.T) {
 		{"FOO", "-ERR unknown command", nil},
 		{"RETR x", "-ERR invalid message number", nil},
 		{"DELE 1", "+OK", nil},
-		{"USER x", "-ERR too many errors, closing connection", nil},
+		{"USER x", "-ERR USER not valid in this state", nil},
+	})
+	for i := 3; i < maxProtocolErrors-1; i++ {
+		c.run([]step{{"XYZZY", "-ERR unknown command", nil}})
+	}
+	c.run([]step{
+		{"STAT", "+OK", nil},
+		{"XYZZY", "-ERR too many errors, closing connection", nil},
 		{"", "<closed>", nil},
 	})
 	e.waitClosed(t, "alice@example.com")
 	if _, commits, _, _ := e.drop.state("alice@example.com"); len(commits) != 0 {
 		t.Fatalf("commits %v", commits)
 	}
+}
+
+// TestProbingClientKeepsSession: what real clients send to find out what a
+// server supports (LAST from RFC 1460, XTND from Eudora, AUTH without a
+// mechanism, odd TOP arguments, commands in the wrong state) is answered
+// and the session stays usable: more than three of them do not hang up.
+func TestProbingClientKeepsSession(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	c := e.dial(t)
+	c.run([]step{
+		{"", "+OK", nil},
+		{"STAT", "-ERR STAT not valid in this state", nil},
+		{"LAST", "-ERR unknown command", nil},
+		{"XTND XMIT", "-ERR unknown command", nil},
+		{"AUTH", "+OK", []string{"PLAIN", "LOGIN"}},
+		{"AUTH CRAM-MD5", "-ERR unsupported authentication mechanism", nil},
+		{"USER alice", "+OK", nil},
+		{"PASS secret", "+OK", nil},
+		{"LAST", "-ERR unknown command", nil},
+		{"TOP 1 -1", "-ERR invalid line count", nil},
+		{"TOP 1", "-ERR wrong number of arguments for TOP", nil},
+		{"LIST 99", "-ERR no such message", nil},
+		{"STAT", "+OK", nil},
+		{"QUIT", "+OK", nil},
+	})
+}
+
+// TestFailedLoginsClose: refused logins have their own, smaller limit;
+// protocol mistakes in between neither reset nor add to it.
+func TestFailedLoginsClose(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	c := e.dial(t)
+	c.run([]step{
+		{"", "+OK", nil},
+		{"USER alice", "+OK", nil},
+		{"PASS wrong1", "-ERR [AUTH] authentication failed", nil},
+		{"LAST", "-ERR unknown command", nil},
+		{"USER alice", "+OK", nil},
+		{"PASS wrong2", "-ERR [AUTH] authentication failed", nil},
+		{"XTND", "-ERR unknown command", nil},
+		{"USER alice", "+OK", nil},
+		{"PASS secret", "+OK", nil},
+		{"QUIT", "+OK", nil},
+	})
+	c2 := e.dial(t)
+	c2.run([]step{{"", "+OK", nil}})
+	for i := 1; i < maxFailedLogins; i++ {
+		c2.run([]step{{"USER alice", "+OK", nil}, {"PASS wrong", "-ERR [AUTH] authentication failed", nil}})
+	}
+	c2.run([]step{
+		{"USER alice", "+OK", nil},
+		{"PASS wrong", "-ERR [AUTH] authentication failed, too many failed logins, closing connection", nil},
+		{"", "<closed>", nil},
+	})
 }
 
 // TestHTTPVerbCloses: an HTTP request as first command gets one reply and

@@ -64,6 +64,7 @@ type session struct {
 	deleted  []bool
 	ndeleted int
 	errors   int // protocol errors so far
+	badLogin int // refused logins so far
 	commands int // commands handled so far
 
 	mu   sync.Mutex // guards idle against Shutdown
@@ -338,10 +339,17 @@ func (s *session) fail(err error) (closeNow bool) {
 		s.log.Error("pop3 internal error", "user", s.user, "err", err)
 		pe = errInternal
 	}
-	if pe.protocol {
+	switch {
+	case pe.protocol:
 		s.errors++
 		if s.errors >= maxProtocolErrors {
 			s.writeLine("-ERR too many errors, closing connection")
+			return true
+		}
+	case pe.login:
+		s.badLogin++
+		if s.badLogin >= maxFailedLogins {
+			s.writeLine("-ERR " + pe.Error() + ", too many failed logins, closing connection")
 			return true
 		}
 	}

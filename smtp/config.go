@@ -81,6 +81,10 @@ type Config struct {
 	// TempDir holds temporary files for larger messages; "": os.TempDir().
 	TempDir string
 
+	// SenderCheck says which envelope senders an authenticated session may
+	// use (553 5.7.1 otherwise); "": SenderCheckOwner.
+	SenderCheck SenderCheck
+
 	// AllowPlaintextAuth offers AUTH before TLS to everyone. Loopback
 	// clients may always authenticate in plaintext.
 	AllowPlaintextAuth bool
@@ -137,6 +141,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.BareNewline == "" {
 		c.BareNewline = BareNewlineReject
+	}
+	if c.SenderCheck == "" {
+		c.SenderCheck = SenderCheckOwner
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

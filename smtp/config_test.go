@@ -12,11 +12,11 @@ import (
 
 type nopDeps struct{}
 
-func (nopDeps) CheckConnect(Client) Verdict                        { return Verdict{} }
-func (nopDeps) CheckFrom(Client, string) Verdict                   { return Verdict{} }
-func (nopDeps) CheckRcpt(Client, string, string) Verdict           { return Verdict{} }
-func (nopDeps) Resolve(context.Context, string) ([]string, error)  { return nil, ErrNoSuchUser }
-func (nopDeps) Deliver(context.Context, []string, io.Reader) error { return nil }
+func (nopDeps) CheckConnect(Client) Verdict                                { return Verdict{} }
+func (nopDeps) CheckFrom(Client, string) Verdict                           { return Verdict{} }
+func (nopDeps) CheckRcpt(Client, string, string) Verdict                   { return Verdict{} }
+func (nopDeps) Resolve(context.Context, string) ([]string, error)          { return nil, ErrNoSuchUser }
+func (nopDeps) Deliver(context.Context, string, []string, io.Reader) error { return nil }
 func (nopDeps) Spool(context.Context, string, []string, io.Reader) (string, error) {
 	return "", nil
 }

@@ -56,7 +56,7 @@ func (s *session) Data(r io.Reader) error {
 	if errors.Is(err, gosmtp.ErrDataReset) {
 		return err // BDAT aborted by RSET or a closed connection: no reply
 	}
-	return s.wrapErr("data", err)
+	return s.wrapErr("data", s.deliveryReply(err))
 }
 
 func (s *session) data(r io.Reader) error {
@@ -114,7 +114,7 @@ func (s *session) data(r io.Reader) error {
 		if err != nil {
 			return err
 		}
-		if err := s.srv.deps.Deliverer.Deliver(ctx, tx.mailboxes, io.MultiReader(strings.NewReader(hdr), body)); err != nil {
+		if err := s.srv.deps.Deliverer.Deliver(ctx, tx.from, tx.mailboxes, io.MultiReader(strings.NewReader(hdr), body)); err != nil {
 			return fmt.Errorf("smtp: deliver %s: %w", id, err)
 		}
 	}

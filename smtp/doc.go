@@ -3,7 +3,7 @@
 // It runs github.com/emersion/go-smtp behind three listener roles (MX,
 // submission with STARTTLS, submissions with implicit TLS) and declares the
 // small interfaces it needs (Policy, Recipients, Deliverer, Spooler,
-// Authenticator, SenderOwner); cmd/popgate adapts the acl, auth, maildir
+// Authenticator, SenderOwner, Storage); cmd/popgate adapts the acl, auth, maildir
 // and queue packages to them.
 //
 // Decisions worth knowing:
@@ -37,6 +37,15 @@
 //     failures 454 4.7.0 (RFC 4954 §6). After Config.MaxErrors failed
 //     commands the session gets 421 4.7.0 and is closed. go-smtp also
 //     closes after its own fixed threshold of unknown or malformed commands.
+//   - A full mail filesystem is 452 4.3.1 (RFC 3463), never a 5xx: at MAIL
+//     when Storage reports less room than its reserve plus the SIZE
+//     parameter, and after DATA when writing the message, a local copy or
+//     the queue file fails with ENOSPC or EDQUOT. Both are asked afresh
+//     every time, so mail is accepted again as soon as space returns. A
+//     Deliverer reporting a Delivered-To loop gives 554 5.4.6.
+//   - Authenticated senders are checked by Config.SenderCheck (553 5.7.1):
+//     the user's own addresses (default), any local address, or any. The
+//     null sender is always allowed.
 //   - AUTH (PLAIN, LOGIN) is offered on the submission listeners only, and
 //     there only over TLS, from loopback, or with AllowPlaintextAuth.
 //   - PROXY v1/v2 headers are required from Config.ProxyNetworks and never

@@ -138,9 +138,13 @@ type fileDeliverer struct {
 	n    int
 	err  error
 	call chan struct{} // closed/sent on each call when non-nil
+	from []string      // envelope sender of each call
 }
 
-func (d *fileDeliverer) Deliver(_ context.Context, mailboxes []string, r io.Reader) error {
+func (d *fileDeliverer) Deliver(_ context.Context, from string, mailboxes []string, r io.Reader) error {
+	d.mu.Lock()
+	d.from = append(d.from, from)
+	d.mu.Unlock()
 	if d.call != nil {
 		d.call <- struct{}{}
 	}
@@ -320,6 +324,7 @@ type env struct {
 	rcpts     *testRecipients
 	deliverer *fileDeliverer
 	spooler   *fileSpooler
+	storage   Storage // nil: no check at MAIL
 	auth      *testAuth
 	clock     *fakeClock
 	logs      *syncBuffer
@@ -374,6 +379,7 @@ func startServer(t testing.TB, setup func(*env)) *env {
 		Spooler:       e.spooler,
 		Authenticator: e.auth,
 		SenderOwner:   testOwner{"alice@example.com": {"alice@example.com", "a.smith@example.com"}},
+		Storage:       e.storage,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -105,9 +105,12 @@ type Recipients interface {
 
 // Deliverer durably delivers one message into local mailboxes: it returns
 // nil only once the message is fsynced into every mailbox. The message has
-// CRLF line endings and starts with popgate's Received header.
+// CRLF line endings and starts with popgate's Received header; from is the
+// envelope sender ("" for the null sender), for the Return-Path that final
+// delivery adds. A full disk is reported with ErrInsufficientStorage (or
+// an ENOSPC/EDQUOT error), a loop with ErrMailLoop.
 type Deliverer interface {
-	Deliver(ctx context.Context, mailboxes []string, r io.Reader) error
+	Deliver(ctx context.Context, from string, mailboxes []string, r io.Reader) error
 }
 
 // Spooler durably queues one message for remote recipients and returns its
@@ -140,6 +143,8 @@ type Deps struct {
 	Spooler       Spooler
 	Authenticator Authenticator
 	SenderOwner   SenderOwner
+	// Storage, if set, is asked at every MAIL whether there is room.
+	Storage Storage
 }
 
 // Errors the collaborators return so the server can pick the right reply.

@@ -60,6 +60,8 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 	case cfg.BareNewline != BareNewlineReject && cfg.BareNewline != BareNewlineNormalize:
 		return nil, fmt.Errorf("smtp: new server: bare newline policy %q is neither %q nor %q",
 			cfg.BareNewline, BareNewlineReject, BareNewlineNormalize)
+	case cfg.SenderCheck != SenderCheckOwner && cfg.SenderCheck != SenderCheckLocalDomains && cfg.SenderCheck != SenderCheckAny:
+		return nil, fmt.Errorf("smtp: new server: unknown sender check %q", cfg.SenderCheck)
 	case strings.ContainsAny(cfg.Hostname, " \t\r\n()\\"):
 		return nil, fmt.Errorf("smtp: new server: bad hostname %q", cfg.Hostname)
 	}

@@ -144,10 +144,12 @@ func (s *session) mail(from string, opts *gosmtp.MailOptions) error {
 		}
 		norm = a.String()
 	}
-	if s.authUser != "" && norm != "" && !s.srv.deps.SenderOwner.MayUse(s.authUser, norm) {
-		// The null sender stays allowed: MDNs use it (RFC 8098 §2.1).
+	if !s.senderAllowed(norm) {
 		s.log.Warn("smtp sender denied", "ip", s.tc.ip.String(), "user", s.authUser, "from", norm)
 		return errNotOwner
+	}
+	if err := s.checkRoom(opts); err != nil {
+		return err
 	}
 	v := s.srv.deps.Policy.CheckFrom(s.client(), norm)
 	switch v.Action {

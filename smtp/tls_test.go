@@ -144,6 +144,69 @@ func TestSenderMustBelongToAuthUser(t *testing.T) {
 	e.waitLog(t, "smtp sender denied")
 }
 
+// TestSenderCheckModes: smtp.sender_check widens what an authenticated
+// user may put in MAIL FROM; bad senders are refused with 553 and the
+// session goes on to a good one.
+func TestSenderCheckModes(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		check SenderCheck
+		from  string
+		want  string
+	}{
+		{SenderCheckOwner, "alice@example.com", "250"},
+		{SenderCheckOwner, "a.smith@example.com", "250"}, // alias resolving to alice
+		{SenderCheckOwner, "bob@example.com", "553 5.7.1"},
+		{SenderCheckOwner, "<>", "250"},
+		{SenderCheckLocalDomains, "bob@example.com", "250"},
+		{SenderCheckLocalDomains, "anyone@XN--BCHER-KVA.example", "250"},
+		{SenderCheckLocalDomains, "ceo@remote.example", "553 5.7.1"},
+		{SenderCheckLocalDomains, "<>", "250"},
+		{SenderCheckAny, "ceo@remote.example", "250"},
+		{SenderCheckAny, "bob@example.com", "250"},
+	}
+	for _, tc := range cases {
+		t.Run(string(tc.check)+" "+tc.from, func(t *testing.T) {
+			t.Parallel()
+			e := startServer(t, func(e *env) { e.cfg.SenderCheck = tc.check })
+			rc, _ := e.raw(t, "127.0.0.2", e.sub)
+			from := tc.from
+			if from != "<>" {
+				from = "<" + from + ">"
+			}
+			rc.run([]step{
+				{send: "EHLO c", want: "250 "},
+				{send: "AUTH PLAIN " + plainIR("alice@example.com", "secret"), want: "235"},
+				{send: "MAIL FROM:" + from, want: tc.want},
+				{send: "RSET", want: "250"},
+				{send: "MAIL FROM:<alice@example.com>", want: "250"},
+				{send: "RCPT TO:<friend@remote.example>", want: "250"},
+			})
+		})
+	}
+	// Without AUTH the sender is the Policy's business, not this check.
+	e := startServer(t, func(e *env) { e.cfg.SenderCheck = SenderCheckOwner })
+	rc, _ := e.raw(t, "127.0.0.2", e.mx)
+	rc.run([]step{{send: "EHLO c", want: "250 "}, {send: "MAIL FROM:<ceo@remote.example>", want: "250"}})
+}
+
+func TestParseSenderCheck(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]SenderCheck{"": SenderCheckOwner, "owner": SenderCheckOwner, "Local-Domains": SenderCheckLocalDomains, "any": SenderCheckAny} {
+		if got, err := ParseSenderCheck(in); err != nil || got != want {
+			t.Errorf("ParseSenderCheck(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"none", "owner ", "local_domains"} {
+		if _, err := ParseSenderCheck(bad); err == nil {
+			t.Errorf("ParseSenderCheck(%q) accepted", bad)
+		}
+	}
+	if _, err := NewServer(Config{SenderCheck: "bogus"}, Deps{Policy: nopDeps{}, Recipients: nopDeps{}, Deliverer: nopDeps{}, Spooler: nopDeps{}}); err == nil {
+		t.Error("NewServer accepted an unknown sender check")
+	}
+}
+
 // TestImplicitTLS uses go-smtp's client over a TLS connection dialled from
 // a chosen address.
 func TestImplicitTLS(t *testing.T) {

@@ -18,7 +18,7 @@ type crcDeliverer struct {
 	size atomic.Int64
 }
 
-func (d *crcDeliverer) Deliver(_ context.Context, _ []string, r io.Reader) error {
+func (d *crcDeliverer) Deliver(_ context.Context, _ string, _ []string, r io.Reader) error {
 	h := crc32.NewIEEE()
 	n, err := io.Copy(h, r)
 	d.sum.Store(h.Sum32())

@@ -260,13 +260,18 @@ type deliverer struct{ store *maildir.Store }
 
 var _ smtp.Deliverer = deliverer{}
 
-func (d deliverer) Deliver(ctx context.Context, mailboxes []string, r io.Reader) error {
+// Deliver is final delivery: maildir adds Return-Path and Delivered-To and
+// refuses loops. ENOSPC and EDQUOT pass through wrapped; smtp knows them.
+func (d deliverer) Deliver(ctx context.Context, from string, mailboxes []string, r io.Reader) error {
 	addrs := make([]maildir.Address, 0, len(mailboxes))
 	for _, m := range mailboxes {
 		local, domain, _ := strings.Cut(m, "@")
 		addrs = append(addrs, maildir.Address{Local: local, Domain: domain})
 	}
-	_, err := d.store.Deliver(ctx, addrs, r)
+	_, err := d.store.DeliverMail(ctx, from, addrs, r)
+	if errors.Is(err, maildir.ErrMailLoop) {
+		return fmt.Errorf("%w: %w", smtp.ErrMailLoop, err)
+	}
 	return err
 }
 
@@ -315,7 +320,7 @@ func (b *bouncer) Inject(ctx context.Context, from string, to []string, r io.Rea
 			b.log.Warn("bounce undeliverable", "rcpt", rcpt, "err", err)
 			continue
 		}
-		if err := (deliverer{b.store}).Deliver(ctx, boxes, bytes.NewReader(msg)); err != nil {
+		if err := (deliverer{b.store}).Deliver(ctx, from, boxes, bytes.NewReader(msg)); err != nil {
 			return err
 		}
 	}

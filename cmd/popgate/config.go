@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/popgate/popgate/smtp"
 )
 
 // Config is popgate's whole configuration: one TOML file in which every key
@@ -83,6 +85,8 @@ type SMTPConfig struct {
 	Timeout            Duration `toml:"timeout" doc:"Read and write timeout for each SMTP command and reply (RFC 5321 section 4.5.3.2 suggests 5 minutes)."`
 	AllowPlaintextAuth bool     `toml:"allow_plaintext_auth" doc:"Allow AUTH before STARTTLS from non-loopback clients. Loopback is always allowed."`
 	BareNewline        string   `toml:"bare_newline" doc:"A bare LF or bare CR (not part of CRLF) in a command or message: \"reject\" refuses it everywhere (500 5.5.2 for a command, 550 5.5.2 for a message, nothing of which is kept), as sendmail 8.18 and Postfix smtpd_forbid_bare_newline = reject do against SMTP smuggling. \"normalize\" accepts it from relay.trusted_networks and SMTP-AUTH-authenticated sessions (old local scripts): a bare LF becomes CRLF, a bare CR in a message becomes a space (never a new header line); everybody else is still refused. In both modes only CRLF.CRLF ends DATA."`
+	MinFreeBytes       int64    `toml:"min_free_bytes" doc:"Free space (octets) that the filesystems of the maildirs and the queue must keep beyond a message's announced SIZE; below it MAIL FROM gets 452 4.3.1, like Postfix's queue_minfree. 0: 1.5 times max_message_bytes."`
+	SenderCheck        string   `toml:"sender_check" doc:"Which MAIL FROM an authenticated session may use (553 5.7.1 otherwise): \"owner\" (the user's own address or an alias that resolves to it), \"local-domains\" (any address in domains), \"any\" (no check, as sendmail did). The null sender <> is always allowed, for bounces and read receipts."`
 }
 
 // RelayConfig decides who may relay, and how the decision is mirrored for
@@ -152,6 +156,7 @@ func defaultConfig() *Config {
 			MaxConnectionsIP: 50, // Postfix's smtpd_client_connection_count_limit
 			Timeout:          Duration{5 * time.Minute},
 			BareNewline:      "reject",
+			SenderCheck:      string(smtp.SenderCheckOwner),
 		},
 		Relay: RelayConfig{
 			PopTTL:          Duration{15 * time.Minute},
@@ -287,6 +292,12 @@ func (c *Config) validate(file string, pos map[string]int) error {
 		// RFC 5321 section 4.5.3.1.8: a server must accept at least 100.
 		return fail("smtp.max_recipients", "must be at least 1 (RFC 5321 asks for 100)")
 	}
+	if c.SMTP.MinFreeBytes < 0 {
+		return fail("smtp.min_free_bytes", "must not be negative")
+	}
+	if _, err := smtp.ParseSenderCheck(c.SMTP.SenderCheck); err != nil || c.SMTP.SenderCheck == "" {
+		return fail("smtp.sender_check", "%q: want \"owner\", \"local-domains\" or \"any\"", c.SMTP.SenderCheck)
+	}
 	if c.SMTP.Timeout.Duration <= 0 {
 		return fail("smtp.timeout", "must be positive")
 	}
@@ -390,6 +401,14 @@ func (c *Config) listeners() []listenerSet {
 		{"smtp.submission", c.SMTP.Submission},
 		{"smtp.submissions", c.SMTP.Submissions},
 	}
+}
+
+// minFreeBytes is the free-space reserve in effect.
+func (c *Config) minFreeBytes() int64 {
+	if c.SMTP.MinFreeBytes > 0 {
+		return c.SMTP.MinFreeBytes
+	}
+	return c.SMTP.MaxMessageBytes + c.SMTP.MaxMessageBytes/2
 }
 
 // usersFile is the users file in effect.

@@ -310,7 +310,7 @@ func TestLocalDeliveryThenPOP3(t *testing.T) {
 		}
 		msg.WriteString(line)
 	}
-	if !strings.HasPrefix(msg.String(), "Received: from client.example.net") || !strings.Contains(msg.String(), "hello from 127.0.0.5\r\n") {
+	if !strings.HasPrefix(msg.String(), "Return-Path: <x@remote.example>\r\nDelivered-To: bob@example.com\r\nReceived: from client.example.net") || !strings.Contains(msg.String(), "hello from 127.0.0.5\r\n") {
 		t.Errorf("message = %q", msg.String())
 	}
 	c.expect("DELE 1", "+OK")

@@ -73,7 +73,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		relayDecisions: counter("popgate_relay_decisions_total",
 			"Relay decisions: denied counts refused remote recipients (RCPT); granted_by_pop and allowed (trusted network, static RELAY rule or SMTP AUTH) count accepted messages with remote recipients.", "result"),
 		smtpRejections: counter("popgate_smtp_rejections_total",
-			"SMTP refusals other than relay denials, by stage: connect, sender, recipient, unknown_recipient.", "stage"),
+			"SMTP refusals other than relay denials, by stage: connect, sender, recipient, unknown_recipient, storage (452 4.3.1: the mail filesystem is full), loop (554 5.4.6).", "stage"),
 		messages: counter("popgate_messages_total",
 			"Messages by event: accepted (250 after DATA), enqueued (into the outbound queue, DSNs included), done (left the queue: every recipient sent or bounced), deferred (an attempt left recipients pending), bounced (a DSN was sent).", "event"),
 		deliveries: counter("popgate_deliveries_total",
@@ -162,12 +162,14 @@ func (m *metrics) eventTable() map[string]func(slog.Record) {
 		"relay revoke":        inc(m.grants, "revoked"),
 		"relay grant refused": inc(m.grants, "refused"),
 
-		"smtp relay denied":        inc(m.relayDecisions, "denied"),
-		"smtp connection rejected": inc(m.smtpRejections, "connect"),
-		"smtp sender denied":       inc(m.smtpRejections, "sender"),
-		"smtp sender rejected":     inc(m.smtpRejections, "sender"),
-		"smtp recipient rejected":  inc(m.smtpRejections, "recipient"),
-		"smtp unknown recipient":   inc(m.smtpRejections, "unknown_recipient"),
+		"smtp relay denied":         inc(m.relayDecisions, "denied"),
+		"smtp connection rejected":  inc(m.smtpRejections, "connect"),
+		"smtp sender denied":        inc(m.smtpRejections, "sender"),
+		"smtp sender rejected":      inc(m.smtpRejections, "sender"),
+		"smtp recipient rejected":   inc(m.smtpRejections, "recipient"),
+		"smtp unknown recipient":    inc(m.smtpRejections, "unknown_recipient"),
+		"smtp insufficient storage": inc(m.smtpRejections, "storage"),
+		"smtp mail loop":            inc(m.smtpRejections, "loop"),
 
 		"smtp message accepted": func(r slog.Record) {
 			m.messages.WithLabelValues("accepted").Inc()

@@ -91,6 +91,8 @@ func TestMetricsCountLogEvents(t *testing.T) {
 	smtp.Warn("smtp sender denied", "ip", "192.0.2.9", "user", "u", "from", "f")
 	smtp.Info("smtp sender rejected", "ip", "192.0.2.9", "from", "f", "reason", "r")
 	smtp.Info("smtp recipient rejected", "ip", "192.0.2.9", "from", "f", "rcpt", "r", "reason", "r")
+	smtp.Warn("smtp insufficient storage", "ip", "192.0.2.9", "size", 0, "err", "full")
+	smtp.Warn("smtp mail loop", "ip", "192.0.2.9", "err", "loop")
 	smtp.Info("smtp auth ok", "ip", "192.0.2.9", "user", "u")
 	smtp.Warn("smtp auth failed", "ip", "192.0.2.9", "user", "u")
 	smtp.Warn("smtp auth throttled", "ip", "192.0.2.9", "user", "u")
@@ -126,11 +128,13 @@ popgate_grants_total{event="revoked"} 1
 popgate_relay_decisions_total{result="allowed"} 1
 popgate_relay_decisions_total{result="denied"} 2
 popgate_relay_decisions_total{result="granted_by_pop"} 1
-# HELP popgate_smtp_rejections_total SMTP refusals other than relay denials, by stage: connect, sender, recipient, unknown_recipient.
+# HELP popgate_smtp_rejections_total SMTP refusals other than relay denials, by stage: connect, sender, recipient, unknown_recipient, storage (452 4.3.1: the mail filesystem is full), loop (554 5.4.6).
 # TYPE popgate_smtp_rejections_total counter
 popgate_smtp_rejections_total{stage="connect"} 1
+popgate_smtp_rejections_total{stage="loop"} 1
 popgate_smtp_rejections_total{stage="recipient"} 1
 popgate_smtp_rejections_total{stage="sender"} 2
+popgate_smtp_rejections_total{stage="storage"} 1
 popgate_smtp_rejections_total{stage="unknown_recipient"} 1
 # HELP popgate_smtp_auth_total SMTP AUTH attempts by result: ok, failed, throttled.
 # TYPE popgate_smtp_auth_total counter
@@ -156,7 +160,7 @@ popgate_connections_refused_total{proto="smtp"} 1
 # HELP popgate_log_events_total Log records at warn and error level, whatever log.level is.
 # TYPE popgate_log_events_total counter
 popgate_log_events_total{level="error"} 1
-popgate_log_events_total{level="warn"} 7
+popgate_log_events_total{level="warn"} 9
 `
 	if err := testutil.ScrapeAndCompare(url, strings.NewReader(want),
 		"popgate_pop3_logins_total", "popgate_grants_total", "popgate_relay_decisions_total",
@@ -174,8 +178,8 @@ popgate_log_events_total{level="warn"} 7
 	if !strings.Contains(logged, `level=WARN msg="smtp relay denied" proto=smtp listener=mx remote=192.0.2.9 conn=2 g.ip=192.0.2.9`) {
 		t.Errorf("relay denied not passed on with its attributes:\n%s", logged)
 	}
-	if n := strings.Count(logged, "\n"); n != 8 {
-		t.Errorf("%d lines logged, want the 8 warn and error records:\n%s", n, logged)
+	if n := strings.Count(logged, "\n"); n != 10 {
+		t.Errorf("%d lines logged, want the 10 warn and error records:\n%s", n, logged)
 	}
 }
 

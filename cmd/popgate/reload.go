@@ -94,6 +94,12 @@ func restartOnly(old, cfg *Config) []string {
 	if old.Relay.PopTTL != cfg.Relay.PopTTL || !slices.Equal(old.Relay.NeverGrant, cfg.Relay.NeverGrant) {
 		keys = append(keys, "relay.pop_ttl/never_grant")
 	}
+	if old.SMTP.MinFreeBytes != cfg.SMTP.MinFreeBytes {
+		keys = append(keys, "smtp.min_free_bytes")
+	}
+	if old.SMTP.SenderCheck != cfg.SMTP.SenderCheck {
+		keys = append(keys, "smtp.sender_check")
+	}
 	if old.Queue != cfg.Queue {
 		keys = append(keys, "queue")
 	}

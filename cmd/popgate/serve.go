@@ -180,6 +180,7 @@ func assemble(cfg *Config, opt options) (_ *services, err error) {
 		MaxConns:           cfg.SMTP.MaxConnections,
 		MaxConnsPerIP:      cfg.SMTP.MaxConnectionsIP,
 		AllowPlaintextAuth: cfg.SMTP.AllowPlaintextAuth,
+		SenderCheck:        smtp.SenderCheck(strings.ToLower(cfg.SMTP.SenderCheck)),
 		ProxyNetworks:      prefixes(cfg.Relay.ProxyProtocol),
 		TempDir:            filepath.Join(cfg.DataDir, "state"),
 		Logger:             logger,
@@ -195,6 +196,11 @@ func assemble(cfg *Config, opt options) (_ *services, err error) {
 		Spooler:       spooler{s.queue},
 		Authenticator: smtpAuth{s.authSvc},
 		SenderOwner:   rcpts,
+		Storage: &diskSpace{
+			paths:   []string{filepath.Join(cfg.DataDir, "mail"), filepath.Join(cfg.DataDir, "queue"), filepath.Join(cfg.DataDir, "state")},
+			reserve: cfg.minFreeBytes(),
+			free:    freeBytes,
+		},
 	})
 	if err != nil {
 		return nil, err
