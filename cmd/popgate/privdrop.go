@@ -120,7 +120,8 @@ func handOverDataDir(cfg *Config, userName, groupName string) error {
 		return err
 	}
 	paths := []string{cfg.DataDir}
-	for _, sub := range []string{"mail", "queue", "state", "tls"} {
+	// maildrop: the directory only; its files stay their writers'.
+	for _, sub := range []string{"mail", "queue", "state", "tls", "maildrop"} {
 		dir := filepath.Join(cfg.DataDir, sub)
 		paths = append(paths, dir)
 		if sub != "state" && sub != "tls" {
