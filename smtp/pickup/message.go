@@ -20,10 +20,8 @@ const maxHeaderBytes = 1 << 20
 // larger ones in a temporary file.
 const memoryBufferBytes = 1 << 20
 
-var (
-	errNUL      = errors.New("pickup: NUL octet in message")
-	errTooLarge = errors.New("pickup: message too large")
-)
+// errNUL: RFC 5322 text has no NUL octets; the message is refused.
+var errNUL = errors.New("pickup: NUL octet in message")
 
 // normalizer turns the bare LF line ends that local programs write into
 // CRLF (and a bare CR as well), refuses NUL, and ends the message with a
