@@ -93,6 +93,13 @@ func handOver(ctx context.Context, cfg *Config, req pickup.Request, msg []byte) 
 		return "", &pickup.Error{Code: pickup.ExTempFail, Msg: err.Error()}
 	}
 	name, derr := pickup.WriteMaildrop(cfg.maildropDir(), req, bytes.NewReader(msg))
+	if errors.Is(derr, fs.ErrNotExist) && os.Geteuid() == 0 {
+		// The server has never run (mail from a package's postinst, say):
+		// root sets the maildrop up as the server would, so nothing is lost.
+		if err := pickup.EnsureMaildrop(cfg.maildropDir()); err == nil {
+			name, derr = pickup.WriteMaildrop(cfg.maildropDir(), req, bytes.NewReader(msg))
+		}
+	}
 	if derr != nil {
 		return "", &pickup.Error{Code: pickup.ExTempFail, Msg: fmt.Sprintf(
 			"popgate is not running (no answer on %s) and the maildrop %s cannot take the message (%v); it was NOT sent, try again later",
