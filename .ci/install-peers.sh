@@ -10,7 +10,8 @@ SUDO=""
 $SUDO apt-get update -qq
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 $SUDO apt-get install -y -qq --no-install-recommends \
-  db5.3-util postfix swaks libnet-ssleay-perl libio-socket-ssl-perl libdb1-compat fail2ban systemd mpop fetchmail getmail6 python3 openssl ca-certificates >/dev/null
+  db5.3-util postfix swaks libnet-ssleay-perl libio-socket-ssl-perl libdb1-compat fail2ban systemd mpop fetchmail getmail6 python3 openssl ca-certificates \
+  bsd-mailx git git-email libmailtools-perl php-cli >/dev/null
 
 # sendmail's makemap and the sendmail binary, unpacked into a private root.
 root=/opt/sendmail-root

@@ -145,7 +145,7 @@ func TestMaildropRefusesBadFiles(t *testing.T) {
 	write("m.long", "{\"rcpts\":[\"alice\"],\"size\":1}\nxyz\n", completeMode)
 	write("m.unknown", "{\"rcpts\":[\"ghost\"],\"size\":2}\nx\n", completeMode)
 	write("m.incomplete", good, 0o600) // still being written: left alone
-	write("other", good, completeMode)  // not a maildrop name: left alone
+	write("other", good, completeMode) // not a maildrop name: left alone
 	secret := filepath.Join(shortDir(t), "secret")
 	if err := os.WriteFile(secret, []byte(good), 0o744); err != nil {
 		t.Fatal(err)
