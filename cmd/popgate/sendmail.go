@@ -85,13 +85,16 @@ func handOver(ctx context.Context, cfg *Config, req pickup.Request, msg []byte) 
 	if err == nil {
 		return "accepted as " + id, nil
 	}
-	if !errors.Is(err, pickup.ErrNotRunning) {
-		var pe *pickup.Error
-		if errors.As(err, &pe) {
-			return "", pe
-		}
-		return "", &pickup.Error{Code: pickup.ExTempFail, Msg: err.Error()}
+	var pe *pickup.Error
+	if !errors.As(err, &pe) {
+		pe = &pickup.Error{Code: pickup.ExTempFail, Msg: err.Error()}
 	}
+	if !errors.Is(err, pickup.ErrNotRunning) && !pe.Temporary() {
+		return "", pe // refused for good: the caller must know
+	}
+	// Not running, or a temporary failure (busy, a delivery problem): the
+	// maildrop keeps the message and the server retries it every minute,
+	// as a queue would.
 	name, derr := pickup.WriteMaildrop(cfg.maildropDir(), req, bytes.NewReader(msg))
 	if errors.Is(derr, fs.ErrNotExist) && os.Geteuid() == 0 {
 		// The server has never run (mail from a package's postinst, say):
@@ -100,10 +103,18 @@ func handOver(ctx context.Context, cfg *Config, req pickup.Request, msg []byte) 
 			name, derr = pickup.WriteMaildrop(cfg.maildropDir(), req, bytes.NewReader(msg))
 		}
 	}
+	if derr != nil && !errors.Is(err, pickup.ErrNotRunning) {
+		return "", &pickup.Error{Code: pickup.ExTempFail, Msg: fmt.Sprintf(
+			"%s; the maildrop %s cannot take the message either (%v); it was NOT sent, try again later",
+			pe.Msg, cfg.maildropDir(), errors.Unwrap(derr))}
+	}
 	if derr != nil {
 		return "", &pickup.Error{Code: pickup.ExTempFail, Msg: fmt.Sprintf(
 			"popgate is not running (no answer on %s) and the maildrop %s cannot take the message (%v); it was NOT sent, try again later",
 			cfg.sendmailSocket(), cfg.maildropDir(), errors.Unwrap(derr))}
+	}
+	if !errors.Is(err, pickup.ErrNotRunning) {
+		return fmt.Sprintf("popgate could not take it now (%s): left in the maildrop as %s, retried within a minute", pe.Msg, name), nil
 	}
 	return fmt.Sprintf("popgate is not running: left in the maildrop as %s, delivered when it starts", name), nil
 }

@@ -1,14 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/popgate/popgate/smtp/pickup"
 )
 
 // sendmailSetup writes a configuration for example.com (users alice and
@@ -257,5 +261,49 @@ func TestSendmailQueueAliasesAndSMTP(t *testing.T) {
 	}
 	if !found {
 		t.Error("the -bs message did not arrive")
+	}
+}
+
+// TestSendmailTemporaryRefusalGoesToMaildrop: a server that answers "try
+// later" does not make the caller lose the mail: it waits in the maildrop.
+// A permanent refusal is reported, and nothing is left behind.
+func TestSendmailTemporaryRefusalGoesToMaildrop(t *testing.T) {
+	path, data := sendmailSetup(t, "")
+	reply := make(chan string, 1)
+	ln, err := net.Listen("unix", filepath.Join(data, "submit.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = bufio.NewReader(c).ReadString('\n')
+			_, _ = c.Write([]byte(<-reply + "\n"))
+			c.Close()
+		}
+	}()
+	drop := filepath.Join(data, "maildrop")
+	if err := pickup.EnsureMaildrop(drop); err != nil {
+		t.Fatal(err)
+	}
+	reply <- `{"error":"too many local submissions at once, try again later","code":75}`
+	code, _, stderr := sendmailRun(t, "x\n", "--config", path, "-v", "alice")
+	if code != 0 || !strings.Contains(stderr, "left in the maildrop") {
+		t.Fatalf("temporary refusal: exit %d, %s", code, stderr)
+	}
+	if es, _ := os.ReadDir(drop); len(es) != 1 {
+		t.Fatalf("maildrop holds %d files", len(es))
+	}
+	reply <- `{"error":"ghost@example.com: user unknown","code":67}`
+	code, _, stderr = sendmailRun(t, "x\n", "--config", path, "ghost")
+	if code != 67 || !strings.Contains(stderr, "user unknown") {
+		t.Fatalf("permanent refusal: exit %d, %s", code, stderr)
+	}
+	if es, _ := os.ReadDir(drop); len(es) != 1 {
+		t.Fatalf("a refused message went to the maildrop")
 	}
 }
