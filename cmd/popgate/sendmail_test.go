@@ -17,7 +17,7 @@ import (
 
 // sendmailSetup writes a configuration for example.com (users alice and
 // bob, the aliases file postmaster: alice) into a fresh data directory.
-func sendmailSetup(t *testing.T, extra string) (path string, dataDir string) {
+func sendmailSetup(t testing.TB, extra string) (path string, dataDir string) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "pgsm") // short: Unix socket paths
 	if err != nil {
@@ -52,7 +52,7 @@ smarthost = "127.0.0.1:1"
 
 // startFromFile serves the configuration at path in-process; a reload
 // re-reads that file.
-func startFromFile(t *testing.T, path string) *testServer {
+func startFromFile(t testing.TB, path string) *testServer {
 	t.Helper()
 	cfg, err := loadConfig(path)
 	if err != nil {

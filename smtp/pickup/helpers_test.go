@@ -91,7 +91,7 @@ func (k *sink) spools() []delivery {
 
 var testNow = time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 
-func newTestServer(t *testing.T, mod func(*Config)) (*Server, *sink) {
+func newTestServer(t testing.TB, mod func(*Config)) (*Server, *sink) {
 	t.Helper()
 	k := &sink{}
 	cfg := Config{
@@ -120,7 +120,7 @@ func newTestServer(t *testing.T, mod func(*Config)) (*Server, *sink) {
 
 // shortDir is a temporary directory with a short path: a Unix socket path
 // must fit in 108 octets.
-func shortDir(t *testing.T) string {
+func shortDir(t testing.TB) string {
 	t.Helper()
 	d, err := os.MkdirTemp("", "pk")
 	if err != nil {
@@ -131,7 +131,7 @@ func shortDir(t *testing.T) string {
 }
 
 // serveSocket serves s on a real Unix socket and returns its path.
-func serveSocket(t *testing.T, s *Server) string {
+func serveSocket(t testing.TB, s *Server) string {
 	t.Helper()
 	path := filepath.Join(shortDir(t), "submit.sock")
 	ln, err := net.Listen("unix", path)
