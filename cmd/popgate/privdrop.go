@@ -120,8 +120,7 @@ func handOverDataDir(cfg *Config, userName, groupName string) error {
 		return err
 	}
 	paths := []string{cfg.DataDir}
-	// maildrop: the directory only; its files stay their writers'.
-	for _, sub := range []string{"mail", "queue", "state", "tls", "maildrop"} {
+	for _, sub := range []string{"mail", "queue", "state", "tls"} {
 		dir := filepath.Join(cfg.DataDir, sub)
 		paths = append(paths, dir)
 		if sub != "state" && sub != "tls" {
@@ -135,6 +134,8 @@ func handOverDataDir(cfg *Config, userName, groupName string) error {
 			paths = append(paths, filepath.Join(dir, e.Name()))
 		}
 	}
+	// The maildrop directory only: its files stay their writers'.
+	paths = append(paths, cfg.maildropDir())
 	users := cfg.usersFile()
 	if inside(cfg.DataDir, users) {
 		// With the lock `popgate user` takes beside it (auth's edit lock),

@@ -90,7 +90,8 @@ type Server struct {
 	log     *slog.Logger
 	domain  string // first local domain, normalised
 	selfUID uint32
-	sem     chan struct{}
+	sem     chan struct{} // submissions in progress
+	conns   chan struct{} // socket connections open
 
 	mu     sync.Mutex
 	lns    []net.Listener
@@ -135,7 +136,8 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 		cfg.Hostname = d
 	}
 	return &Server{cfg: cfg, deps: deps, log: cfg.Logger.With("proto", "pickup"), domain: d,
-		selfUID: uint32(os.Getuid()), sem: make(chan struct{}, cfg.MaxConns)}, nil
+		selfUID: uint32(os.Getuid()), sem: make(chan struct{}, cfg.MaxConns),
+		conns: make(chan struct{}, cfg.MaxConns)}, nil
 }
 
 // systemUser names a uid from the system's user database.
@@ -172,9 +174,21 @@ func (s *Server) Serve(ln net.Listener) error {
 			}
 			return fmt.Errorf("pickup: accept: %w", err)
 		}
+		select {
+		case s.conns <- struct{}{}:
+		default:
+			// Full: say so at once rather than let idle callers pile up
+			// file descriptors. The caller keeps the mail in the maildrop.
+			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+			b, _ := json.Marshal(Reply{Error: "too many local submissions at once, try again later", Code: ExTempFail})
+			_, _ = c.Write(append(b, '\n'))
+			c.Close()
+			continue
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer func() { <-s.conns }()
 			s.handle(c)
 		}()
 	}
@@ -252,6 +266,9 @@ func (s *Server) Submit(ctx context.Context, cred Cred, req Request, body io.Rea
 	}
 	userName := s.cfg.LookupUser(cred.UID)
 	log := s.log.With("uid", cred.UID, "user", userName, "via", cred.Via)
+	if cred.PID != 0 {
+		log = log.With("pid", cred.PID)
+	}
 	own := strings.ToLower(userName) + "@" + s.domain
 	from := own
 	if req.From != nil {

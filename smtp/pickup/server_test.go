@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSocketDeliversLocalAndRemote(t *testing.T) {
@@ -150,5 +152,31 @@ func TestSubmitSenderTrust(t *testing.T) {
 		if want := fmt.Sprintf("from userid %d ", tt.uid); !strings.Contains(got.msg, want) {
 			t.Errorf("%s: Received lacks %q", tt.name, want)
 		}
+	}
+}
+
+func TestSocketConnectionLimit(t *testing.T) {
+	s, k := newTestServer(t, func(c *Config) { c.MaxConns = 1 })
+	path := serveSocket(t, s)
+	idle, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = send(t, path, Request{Rcpts: []string{"alice"}}, "x\n")
+	if codeOf(err) != ExTempFail || !strings.Contains(err.Error(), "too many") {
+		t.Fatalf("second connection: err = %v, want EX_TEMPFAIL", err)
+	}
+	idle.Close()
+	// The slot comes back once the idle caller is gone.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err = send(t, path, Request{Rcpts: []string{"alice"}}, "x\n")
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil || len(k.deliveries()) != 1 {
+		t.Fatalf("after the idle caller left: %v", err)
 	}
 }
