@@ -337,6 +337,15 @@ func (c *Config) validate(file string, pos map[string]int) error {
 	if err := c.checkListeners(fail, pos); err != nil {
 		return err
 	}
+	// sockaddr_un holds 108 octets with the NUL (unix(7)).
+	if len(c.sendmailSocket()) > 107 {
+		return fail("sendmail.socket", "%s is longer than the 107 octets a Unix socket path may have", c.sendmailSocket())
+	}
+	for _, u := range c.Sendmail.TrustedUsers {
+		if u == "" || strings.ContainsAny(u, " \t\r\n:") {
+			return fail("sendmail.trusted_users", "%q is not a user name", u)
+		}
+	}
 	if c.Process.Group != "" && c.Process.User == "" {
 		return fail("process.group", "needs process.user")
 	}

@@ -85,13 +85,12 @@ type Cred struct {
 
 // Server delivers local submissions.
 type Server struct {
-	cfg     Config
-	deps    Deps
-	log     *slog.Logger
-	domain  string // first local domain, normalised
-	selfUID uint32
-	sem     chan struct{} // submissions in progress
-	conns   chan struct{} // socket connections open
+	cfg    Config
+	deps   Deps
+	log    *slog.Logger
+	domain string        // first local domain, normalised
+	sem    chan struct{} // submissions in progress
+	conns  chan struct{} // socket connections open
 
 	mu     sync.Mutex
 	lns    []net.Listener
@@ -136,7 +135,7 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 		cfg.Hostname = d
 	}
 	return &Server{cfg: cfg, deps: deps, log: cfg.Logger.With("proto", "pickup"), domain: d,
-		selfUID: uint32(os.Getuid()), sem: make(chan struct{}, cfg.MaxConns),
+		sem:   make(chan struct{}, cfg.MaxConns),
 		conns: make(chan struct{}, cfg.MaxConns)}, nil
 }
 
@@ -394,7 +393,8 @@ func (s *Server) qualify(addr string) (string, error) {
 
 // trusted reports whether the caller may set any envelope sender.
 func (s *Server) trusted(uid uint32, name string) bool {
-	return uid == 0 || uid == s.selfUID || slices.Contains(s.cfg.TrustedUsers, name)
+	// The server's own uid is asked now: it changes at a privilege drop.
+	return uid == 0 || uid == uint32(os.Getuid()) || slices.Contains(s.cfg.TrustedUsers, name)
 }
 
 // received is popgate's Received header for a local submission. The user

@@ -65,6 +65,9 @@ func TestSocketBadInputThenGoodMessage(t *testing.T) {
 		{"bad sender", Request{From: ptr("a b@c"), Rcpts: []string{"alice"}}, "x\n", ExDataErr},
 		{"too many recipients", Request{Rcpts: []string{"a@x.example", "b@x.example", "c@x.example", "d@x.example", "e@x.example", "f@x.example"}}, "x\n", ExDataErr},
 		{"too large", Request{Rcpts: []string{"alice"}}, strings.Repeat("x", 4097), ExDataErr},
+		// Refused before the body is read: the caller's write fails, and
+		// it still reads why.
+		{"far too large", Request{Rcpts: []string{"alice"}}, strings.Repeat("x", 8<<20), ExDataErr},
 		{"NUL octet", Request{Rcpts: []string{"alice"}}, "a\x00b\n", ExDataErr},
 	}
 	for _, tt := range tests {
