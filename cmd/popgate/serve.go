@@ -378,6 +378,7 @@ func serveCommand(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "  %-17s %s\n", l.name, l.ln.Addr())
 	}
 	fmt.Fprintf(e.stdout, "  control socket    %s\n", cfg.controlSocket())
+	fmt.Fprintf(e.stdout, "  sendmail socket   %s (maildrop %s)\n", cfg.sendmailSocket(), cfg.maildropDir())
 	if cfg.Metrics.Listen != "" {
 		ln, err := serveMetrics(ctx, cfg.Metrics.Listen, reg)
 		if err != nil {
