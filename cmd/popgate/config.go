@@ -43,7 +43,7 @@ type Config struct {
 // it in a maildrop directory while the server is down.
 type SendmailConfig struct {
 	Socket       string   `toml:"socket" doc:"Unix socket, mode 0666, on which the server takes mail from local programs; it trusts only the caller's kernel credentials (SO_PEERCRED). Empty: <data_dir>/submit.sock (data_dir is then made searchable, o+x, so that every user can reach it)."`
-	Maildrop     string   `toml:"maildrop" doc:"Directory, mode 1733, where sendmail leaves mail while the server is down; the server delivers it at start and every minute. Empty: <data_dir>/maildrop."`
+	Maildrop     string   `toml:"maildrop" doc:"Directory, mode 1733, where sendmail leaves mail while the server is down; the server delivers it at start, as soon as a file is complete (inotify) and every minute. Empty: <data_dir>/maildrop."`
 	TrustedUsers []string `toml:"trusted_users" doc:"Users who may set any envelope sender with -f, like sendmail's trusted users. root and the user the server runs as always may; others may too, but their message gets an X-Authentication-Warning header."`
 }
 

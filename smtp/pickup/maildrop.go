@@ -202,8 +202,15 @@ func (s *Server) pickupFile(ctx context.Context, dir, name string) (ok bool, err
 	return true, nil
 }
 
-// Run drains dir now and then every interval until ctx is done.
+// Run drains dir now, whenever a file in it is completed (inotify, on
+// Linux), and every interval until ctx is done.
 func (s *Server) Run(ctx context.Context, dir string, interval time.Duration) {
+	kick := make(chan struct{}, 1)
+	if stop, err := watchDir(dir, kick); err != nil {
+		s.log.Info("pickup maildrop polled only", "every", interval, "err", err)
+	} else {
+		defer stop()
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -214,6 +221,7 @@ func (s *Server) Run(ctx context.Context, dir string, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-kick:
 		}
 	}
 }

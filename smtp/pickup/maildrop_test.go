@@ -246,3 +246,25 @@ func TestMaildropOfAnotherUser(t *testing.T) {
 		t.Fatalf("deliveries: %+v", ds)
 	}
 }
+
+// TestRunPicksUpNewFiles: with the server running, a file completed in the
+// maildrop is delivered at once (inotify), not at the next poll, which
+// here is an hour away.
+func TestRunPicksUpNewFiles(t *testing.T) {
+	s, k := newTestServer(t, nil)
+	dir := maildropDir(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx, dir, time.Hour); close(done) }()
+	defer func() { cancel(); <-done }()
+	for i := 1; i <= 3; i++ {
+		writeDrop(t, dir, []string{"alice"}, fmt.Sprintf("Subject: %d\n\nx\n", i))
+		deadline := time.Now().Add(10 * time.Second)
+		for len(k.deliveries()) < i {
+			if time.Now().After(deadline) {
+				t.Fatalf("message %d not picked up; maildrop: %v", i, names(t, dir))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
