@@ -172,22 +172,32 @@ func (s *Server) pickupFile(ctx context.Context, dir, name string) (ok bool, err
 		return refuse("a file with more than one link")
 	case st.Mode().Perm()&0o100 == 0:
 		return false, nil // still being written
-	case st.Size() > s.cfg.MaxMessageBytes+MaxHeaderLine:
-		return refuse("larger than smtp.max_message_bytes")
+	}
+	// From here the file is a plain file of its owner's: a refusal is
+	// worth telling them, as sendmail would bounce.
+	refuseAndTell := func(why string) (bool, error) {
+		ok, err := refuse(why)
+		if err == nil {
+			s.notifyOwner(ctx, sys.Uid, badPrefix+name, why)
+		}
+		return ok, err
+	}
+	if st.Size() > s.cfg.MaxMessageBytes+MaxHeaderLine {
+		return refuseAndTell("larger than smtp.max_message_bytes")
 	}
 	br := bufio.NewReaderSize(f, 64*1024)
 	req, lineLen, err := readRequest(br)
 	if err != nil {
-		return refuse(err.Error())
+		return refuseAndTell(err.Error())
 	}
 	if int64(lineLen)+req.Size != st.Size() {
-		return refuse(fmt.Sprintf("file is %d octets, its request says %d", st.Size(), int64(lineLen)+req.Size))
+		return refuseAndTell(fmt.Sprintf("file is %d octets, its request says %d", st.Size(), int64(lineLen)+req.Size))
 	}
 	id, err := s.Submit(ctx, Cred{UID: sys.Uid, Via: "maildrop"}, req, br)
 	var pe *Error
 	switch {
 	case errors.As(err, &pe) && !pe.Temporary():
-		return refuse(pe.Msg)
+		return refuseAndTell(pe.Msg)
 	case err != nil:
 		log.Warn("pickup maildrop delivery deferred", "err", err)
 		return false, err
@@ -200,6 +210,46 @@ func (s *Server) pickupFile(ctx context.Context, dir, name string) (ok bool, err
 	}
 	log.Info("pickup maildrop delivered", "id", id, "uid", sys.Uid)
 	return true, nil
+}
+
+// notifyOwner tells the owner of a refused maildrop file, in their local
+// mailbox, why their mail was not delivered: `sendmail` had already told
+// them it would be. An owner without a mailbox is only logged.
+func (s *Server) notifyOwner(ctx context.Context, uid uint32, file, why string) {
+	addr := strings.ToLower(s.cfg.LookupUser(uid)) + "@" + s.domain
+	log := s.log.With("uid", uid, "rcpt", addr, "file", file)
+	boxes, err := s.deps.Recipients.Resolve(ctx, addr)
+	if err != nil || len(boxes) == 0 {
+		log.Warn("pickup maildrop refusal not notified", "err", err)
+		return
+	}
+	now := s.cfg.Now()
+	id := newID()
+	var b strings.Builder
+	fmt.Fprintf(&b, "Received: by %s (popgate, maildrop notice) id %s; %s\r\n", s.cfg.Hostname, id, now.Format(time.RFC1123Z))
+	fmt.Fprintf(&b, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n", s.cfg.Hostname)
+	fmt.Fprintf(&b, "To: <%s>\r\nSubject: Undelivered mail: %s\r\n", addr, headerSafeText(why))
+	fmt.Fprintf(&b, "Date: %s\r\nMessage-ID: <%s@%s>\r\nAuto-Submitted: auto-replied\r\n\r\n", now.Format(time.RFC1123Z), id, s.cfg.Hostname)
+	fmt.Fprintf(&b, "A message you handed to sendmail while popgate was not running\r\n"+
+		"could not be delivered:\r\n\r\n    %s\r\n\r\nThe postmaster keeps it on %s as %s.\r\n", headerSafeText(why), s.cfg.Hostname, file)
+	if err := s.deps.Deliverer.Deliver(ctx, boxes, strings.NewReader(b.String())); err != nil {
+		log.Error("pickup maildrop refusal not notified", "err", err)
+		return
+	}
+	log.Info("pickup maildrop refusal notified", "reason", why)
+}
+
+// headerSafeText keeps a reason on one printable line.
+func headerSafeText(s string) string {
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 // Run drains dir now, whenever a file in it is completed (inotify, on

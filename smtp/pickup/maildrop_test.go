@@ -163,8 +163,24 @@ func TestMaildropRefusesBadFiles(t *testing.T) {
 	if n != 0 || err != nil {
 		t.Fatalf("Drain = %d, %v", n, err)
 	}
-	if len(k.deliveries())+len(k.spools()) != 0 {
-		t.Fatal("a refused file was delivered")
+	if len(k.spools()) != 0 {
+		t.Fatal("a refused file was queued")
+	}
+	// The owner of each plain refused file (garbage, short, long, unknown
+	// recipient) is told; a symlink, hard link or FIFO gets no notice.
+	ds := k.deliveries()
+	if len(ds) != 4 {
+		t.Fatalf("%d deliveries, want 4 notices", len(ds))
+	}
+	var notices []string
+	for _, d := range ds {
+		if !strings.Contains(d.msg, "Subject: Undelivered mail: ") || !strings.Contains(d.msg, "From: Mail Delivery System <MAILER-DAEMON@mx.example.com>") {
+			t.Errorf("not a notice:\n%s", d.msg)
+		}
+		notices = append(notices, d.msg)
+	}
+	if all := strings.Join(notices, "\n"); !strings.Contains(all, "ghost@example.com: user unknown") || !strings.Contains(all, "as bad.m.unknown.") {
+		t.Errorf("notices do not say what and where:\n%s", all)
 	}
 	got := strings.Join(names(t, dir), " ")
 	want := "bad.m.fifo bad.m.garbage bad.m.hardlink bad.m.long bad.m.short bad.m.symlink bad.m.unknown m.incomplete other"
