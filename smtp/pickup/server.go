@@ -88,9 +88,10 @@ type Server struct {
 	cfg    Config
 	deps   Deps
 	log    *slog.Logger
-	domain string        // first local domain, normalised
-	sem    chan struct{} // submissions in progress
-	conns  chan struct{} // socket connections open
+	domain string          // first local domain, normalised
+	local  map[string]bool // every local domain, normalised
+	sem    chan struct{}   // submissions in progress
+	conns  chan struct{}   // socket connections open
 
 	mu     sync.Mutex
 	lns    []net.Listener
@@ -109,6 +110,14 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 	d, err := smtp.NormalizeDomain(cfg.LocalDomains[0])
 	if err != nil {
 		return nil, fmt.Errorf("pickup: new server: local domain %q: %w", cfg.LocalDomains[0], err)
+	}
+	local := make(map[string]bool, len(cfg.LocalDomains))
+	for _, ld := range cfg.LocalDomains {
+		n, err := smtp.NormalizeDomain(ld)
+		if err != nil {
+			return nil, fmt.Errorf("pickup: new server: local domain %q: %w", ld, err)
+		}
+		local[n] = true
 	}
 	if cfg.MaxMessageBytes <= 0 {
 		cfg.MaxMessageBytes = DefaultMaxMessageBytes
@@ -134,7 +143,7 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 	if cfg.Hostname == "" {
 		cfg.Hostname = d
 	}
-	return &Server{cfg: cfg, deps: deps, log: cfg.Logger.With("proto", "pickup"), domain: d,
+	return &Server{cfg: cfg, deps: deps, log: cfg.Logger.With("proto", "pickup"), domain: d, local: local,
 		sem:   make(chan struct{}, cfg.MaxConns),
 		conns: make(chan struct{}, cfg.MaxConns)}, nil
 }
@@ -289,7 +298,7 @@ func (s *Server) Submit(ctx context.Context, cred Cred, req Request, body io.Rea
 		}
 		all = append(all, addr)
 		_, domain, _ := strings.Cut(addr, "@")
-		if !slices.ContainsFunc(s.cfg.LocalDomains, func(d string) bool { return strings.EqualFold(strings.TrimSuffix(d, "."), domain) }) {
+		if !s.local[domain] {
 			// A local user may send anywhere, like sendmail's local mailer:
 			// the kernel vouches for who they are.
 			if !seen["r:"+addr] {
