@@ -10,8 +10,30 @@ SUDO=""
 
 $SUDO apt-get update -qq
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
-$SUDO apt-get install -y -qq --no-install-recommends \
-  db5.3-util postfix swaks libnet-ssleay-perl libio-socket-ssl-perl libdb1-compat fail2ban systemd mpop fetchmail getmail6 python3 openssl ca-certificates whois >/dev/null
+# One package a line, so that parallel work merges cleanly.
+packages=(
+  db5.3-util
+  postfix
+  swaks
+  libnet-ssleay-perl
+  libio-socket-ssl-perl
+  libdb1-compat
+  fail2ban
+  systemd
+  mpop
+  fetchmail
+  getmail6
+  python3
+  openssl
+  ca-certificates
+  whois
+  bsd-mailx
+  git
+  git-email
+  libmailtools-perl
+  php-cli
+)
+$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 
 # sendmail's makemap and the sendmail binary, unpacked into a private root.
 root=/opt/sendmail-root

@@ -35,6 +35,18 @@ type Config struct {
 	Metrics MetricsConfig `toml:"metrics"`
 	Control ControlConfig `toml:"control"`
 	Process ProcessConfig `toml:"process"`
+	// Sendmail configures `popgate sendmail` (also run as sendmail, mailq,
+	// newaliases) and the local socket and maildrop it hands mail to.
+	Sendmail SendmailConfig `toml:"sendmail"`
+}
+
+// SendmailConfig configures local submission: programs that call
+// sendmail(1) hand their mail to the server over a Unix socket, or leave
+// it in a maildrop directory while the server is down.
+type SendmailConfig struct {
+	Socket       string   `toml:"socket" doc:"Unix socket, mode 0666, on which the server takes mail from local programs; it trusts only the caller's kernel credentials (SO_PEERCRED). Empty: <data_dir>/submit.sock (data_dir is then made searchable, o+x, so that every user can reach it)."`
+	Maildrop     string   `toml:"maildrop" doc:"Directory, mode 1733, where sendmail leaves mail while the server is down; the server delivers it at start, as soon as a file is complete (inotify) and every minute. Empty: <data_dir>/maildrop."`
+	TrustedUsers []string `toml:"trusted_users" doc:"Users who may set any envelope sender with -f, like sendmail's trusted users. root and the user the server runs as always may; others may too, but their message gets an X-Authentication-Warning header."`
 }
 
 // ProcessConfig says whom popgate runs as once its ports are bound.
@@ -165,6 +177,7 @@ func defaultConfig() *Config {
 			ProxyProtocol:   []Prefix{},
 			Mirror:          []MirrorConfig{},
 		},
+		Sendmail: SendmailConfig{TrustedUsers: []string{}},
 		Queue: QueueConfig{
 			MinRetry: Duration{5 * time.Minute},
 			MaxAge:   Duration{120 * time.Hour},
@@ -340,6 +353,15 @@ func (c *Config) validate(file string, pos map[string]int) error {
 	if err := c.checkListeners(fail, pos); err != nil {
 		return err
 	}
+	// sockaddr_un holds 108 octets with the NUL (unix(7)).
+	if len(c.sendmailSocket()) > 107 {
+		return fail("sendmail.socket", "%s is longer than the 107 octets a Unix socket path may have", c.sendmailSocket())
+	}
+	for _, u := range c.Sendmail.TrustedUsers {
+		if u == "" || strings.ContainsAny(u, " \t\r\n:") {
+			return fail("sendmail.trusted_users", "%q is not a user name", u)
+		}
+	}
 	if c.Process.Group != "" && c.Process.User == "" {
 		return fail("process.group", "needs process.user")
 	}
@@ -425,6 +447,22 @@ func (c *Config) controlSocket() string {
 		return c.Control.Socket
 	}
 	return filepath.Join(c.DataDir, "state", "control.sock")
+}
+
+// sendmailSocket is the local submission socket in effect.
+func (c *Config) sendmailSocket() string {
+	if c.Sendmail.Socket != "" {
+		return c.Sendmail.Socket
+	}
+	return filepath.Join(c.DataDir, "submit.sock")
+}
+
+// maildropDir is the maildrop directory in effect.
+func (c *Config) maildropDir() string {
+	if c.Sendmail.Maildrop != "" {
+		return c.Sendmail.Maildrop
+	}
+	return filepath.Join(c.DataDir, "maildrop")
 }
 
 // keyLines maps each dotted key of a TOML text to the line that sets it,

@@ -105,6 +105,8 @@ func TestConfigBad(t *testing.T) {
 		{"bad format", "[[relay.mirror]]\npath = \"" + dir + "/a.db\"\nflavor = \"postfix\"\nformat = \"btree\"\n", `relay.mirror.format`},
 		{"mirror dir missing", "[[relay.mirror]]\npath = \"/nonexistent/dir/a.db\"\nflavor = \"postfix\"\nformat = \"hash\"\n", "directory of /nonexistent/dir/a.db does not exist"},
 		{"no domains", "domains = []\n", ":1: domains: at least one local domain"},
+		{"sendmail socket too long", "[sendmail]\nsocket = \"/" + strings.Repeat("s", 120) + "\"\n", ":2: sendmail.socket: /sss"},
+		{"trusted user", "[sendmail]\ntrusted_users = [\"a b\"]\n", `:2: sendmail.trusted_users: "a b" is not a user name`},
 		{"bad domain", "domains = [\"user@example.com\"]\n", `"user@example.com" is not a domain name`},
 		{"cert without key", "[tls]\ncert = \"/etc/hosts\"\n", ":2: tls.cert: cert and key must be set together"},
 		{"smarthost", "[queue]\nsmarthost = \"relay.example.net\"\n", `:2: queue.smarthost: "relay.example.net" is not host:port`},

@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"github.com/popgate/popgate/smtp/pickup"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=...".
@@ -50,16 +52,17 @@ func commands() map[string]command {
 			fmt.Fprintln(e.stdout, "popgate", version)
 			return nil
 		}},
-		"config": {"print every configuration key with its documentation and value", configCommand},
-		"check":  {"validate the configuration and the files it names", checkCommand},
-		"serve":  {"run every listener until SIGINT or SIGTERM", serveCommand},
-		"user":   {"add|passwd|del|list: manage the users file", userCommand},
-		"access": {"list|get|put|del|dump|make|why: read and edit sendmail hash maps", accessRouter},
-		"grants": {"list|revoke|revoke-user: POP-before-SMTP grants of the running server", grantsCommand},
-		"queue":  {"list|flush|del: the running server's outbound queue", queueCommand},
-		"health": {"exit 0 when the running server answers", healthCommand},
-		"report": {"users who relayed thanks to a POP3 login (move them to SMTP AUTH)", reportCommand},
-		"import": {"mbox|spool|passwd|sendmail: bring over a sendmail + qpopper server", importCommand},
+		"config":   {"print every configuration key with its documentation and value", configCommand},
+		"check":    {"validate the configuration and the files it names", checkCommand},
+		"serve":    {"run every listener until SIGINT or SIGTERM", serveCommand},
+		"user":     {"add|passwd|del|list: manage the users file", userCommand},
+		"access":   {"list|get|put|del|dump|make|why: read and edit sendmail hash maps", accessRouter},
+		"grants":   {"list|revoke|revoke-user: POP-before-SMTP grants of the running server", grantsCommand},
+		"queue":    {"list|flush|del: the running server's outbound queue", queueCommand},
+		"health":   {"exit 0 when the running server answers", healthCommand},
+		"report":   {"users who relayed thanks to a POP3 login (move them to SMTP AUTH)", reportCommand},
+		"import":   {"mbox|spool|passwd|sendmail: bring over a sendmail + qpopper server", importCommand},
+		"sendmail": {"sendmail(1) for local programs (also run as sendmail, mailq, newaliases)", sendmailCommand},
 	}
 }
 
@@ -75,7 +78,9 @@ func accessRouter(ctx context.Context, e *env, args []string) error {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, stdinIsTerminal: isTerminal(os.Stdin)}
-	code := run(ctx, e, os.Args[1:])
+	// Invoked as sendmail, mailq or newaliases (symlinks, or Debian's
+	// alternatives), popgate is its sendmail command.
+	code := run(ctx, e, sendmailArgs(os.Args[0], os.Args[1:]))
 	stop()
 	os.Exit(code)
 }
@@ -97,6 +102,11 @@ func run(ctx context.Context, e *env, args []string) int {
 	}
 	if err := c.run(ctx, e, args[1:]); err != nil {
 		fmt.Fprintf(e.stderr, "popgate %s: %v\n", args[0], err)
+		// sendmail(1) callers read sysexits.h codes.
+		var pe *pickup.Error
+		if errors.As(err, &pe) {
+			return pe.Code
+		}
 		var ue *usageError
 		if errors.As(err, &ue) {
 			return 2

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -58,6 +59,13 @@ func (s *services) controlHandlers() map[string]controlHandler {
 				return nil, errors.New("queue del takes one message id")
 			}
 			return nil, s.queue.Delete(args[0])
+		},
+		"reload": func(context.Context, []string) (any, error) {
+			select { // one pending request is enough
+			case s.reloadReq <- struct{}{}:
+			default:
+			}
+			return nil, nil
 		},
 		"report": func(_ context.Context, args []string) (any, error) {
 			days := 30
@@ -174,24 +182,7 @@ func queueCommand(ctx context.Context, e *env, args []string) error {
 		if err := callControl(ctx, cfg.controlSocket(), "queue.list", nil, &items); err != nil {
 			return err
 		}
-		tw := tabwriter.NewWriter(e.stdout, 0, 8, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tAGE\tSENDER\tRECIPIENTS\tNEXT TRY\tLAST ERROR")
-		for _, it := range items {
-			var rcpts, lastErr []string
-			for _, r := range it.Recipients {
-				rcpts = append(rcpts, fmt.Sprintf("%s (%s)", r.Addr, r.State))
-				if r.LastError != "" {
-					lastErr = append(lastErr, r.LastError)
-				}
-			}
-			from := it.From
-			if from == "" {
-				from = "<>"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", it.ID, it.Age.Round(time.Second), from,
-				strings.Join(rcpts, ", "), it.NextTry.Format(time.RFC3339), strings.Join(lastErr, "; "))
-		}
-		if err := tw.Flush(); err != nil {
+		if err := printQueue(e.stdout, items); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "%d message(s) queued\n", len(items))
@@ -257,4 +248,26 @@ func accessWhy(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stdout)
 	}
 	return nil
+}
+
+// printQueue writes the queue as `popgate queue list` and mailq show it.
+func printQueue(w io.Writer, items []queue.Item) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tAGE\tSENDER\tRECIPIENTS\tNEXT TRY\tLAST ERROR")
+	for _, it := range items {
+		var rcpts, lastErr []string
+		for _, r := range it.Recipients {
+			rcpts = append(rcpts, fmt.Sprintf("%s (%s)", r.Addr, r.State))
+			if r.LastError != "" {
+				lastErr = append(lastErr, r.LastError)
+			}
+		}
+		from := it.From
+		if from == "" {
+			from = "<>"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", it.ID, it.Age.Round(time.Second), from,
+			strings.Join(rcpts, ", "), it.NextTry.Format(time.RFC3339), strings.Join(lastErr, "; "))
+	}
+	return tw.Flush()
 }

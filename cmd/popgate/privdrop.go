@@ -134,6 +134,8 @@ func handOverDataDir(cfg *Config, userName, groupName string) error {
 			paths = append(paths, filepath.Join(dir, e.Name()))
 		}
 	}
+	// The maildrop directory only: its files stay their writers'.
+	paths = append(paths, cfg.maildropDir())
 	users := cfg.usersFile()
 	if inside(cfg.DataDir, users) {
 		// With the lock `popgate user` takes beside it (auth's edit lock),

@@ -24,6 +24,7 @@ import (
 	"github.com/popgate/popgate/pop3"
 	"github.com/popgate/popgate/smtp"
 	"github.com/popgate/popgate/smtp/aliases"
+	"github.com/popgate/popgate/smtp/pickup"
 	"github.com/popgate/popgate/smtp/queue"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/afero"
@@ -66,6 +67,9 @@ type services struct {
 	smtp       *smtp.Server
 	listeners  []listener
 	control    *controlServer
+	pickup     *pickup.Server // sendmail(1): local socket and maildrop
+	pickupLn   net.Listener
+	reloadReq  chan struct{} // `newaliases` asks for a reload, as SIGHUP does
 }
 
 // assemble builds every service from cfg and binds every listener; it is
@@ -79,7 +83,8 @@ func assemble(cfg *Config, opt options) (_ *services, err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &services{cfg: cfg, logger: logger, now: now, configPath: opt.configPath, metrics: opt.metrics}
+	s := &services{cfg: cfg, logger: logger, now: now, configPath: opt.configPath, metrics: opt.metrics,
+		reloadReq: make(chan struct{}, 1)}
 	defer func() {
 		if err != nil {
 			s.closeListeners()
@@ -212,6 +217,9 @@ func assemble(cfg *Config, opt options) (_ *services, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.listenPickup(rcpts); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -263,6 +271,9 @@ func (s *services) closeListeners() {
 	if s.control != nil {
 		s.control.close()
 	}
+	if s.pickupLn != nil {
+		s.pickupLn.Close()
+	}
 }
 
 // addr returns the bound address of the first listener for key, for tests.
@@ -283,7 +294,7 @@ func (s *services) run(ctx context.Context, reload <-chan os.Signal) error {
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
 	go s.grants.Start(bg)
-	errc := make(chan error, len(s.listeners)+2)
+	errc := make(chan error, len(s.listeners)+3)
 	for _, l := range s.listeners {
 		wg.Add(1)
 		go func() {
@@ -308,7 +319,17 @@ func (s *services) run(ctx context.Context, reload <-chan os.Signal) error {
 		s.report.run(bg)
 	}()
 	go s.control.serve(bg)
+	s.runPickup(bg, &wg, errc)
 
+	// SIGHUP and `newaliases` (control "reload") reload the same way.
+	doReload := func() {
+		if err := s.reload(); err != nil {
+			s.logger.Error("reload rejected, the running configuration stays", "err", err)
+			return
+		}
+		mirrors = s.startMirror(bg, s.relay.Load(), mirrors)
+		s.logger.Info("reload done")
+	}
 	var runErr error
 loop:
 	for {
@@ -319,12 +340,9 @@ loop:
 			s.logger.Error("popgate stopping", "err", runErr)
 			break loop
 		case <-reload:
-			if err := s.reload(); err != nil {
-				s.logger.Error("reload rejected, the running configuration stays", "err", err)
-				continue
-			}
-			mirrors = s.startMirror(bg, s.relay.Load(), mirrors)
-			s.logger.Info("reload done")
+			doReload()
+		case <-s.reloadReq:
+			doReload()
 		}
 	}
 	s.logger.Info("popgate draining")
@@ -332,6 +350,7 @@ loop:
 	defer cancel()
 	_ = s.pop3.Shutdown(drain)
 	_ = s.smtp.Shutdown(drain)
+	s.closePickup(drain)
 	s.control.close()
 	stopBG()
 	wg.Wait()
@@ -370,6 +389,7 @@ func serveCommand(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "  %-17s %s\n", l.name, l.ln.Addr())
 	}
 	fmt.Fprintf(e.stdout, "  control socket    %s\n", cfg.controlSocket())
+	fmt.Fprintf(e.stdout, "  sendmail socket   %s (maildrop %s)\n", cfg.sendmailSocket(), cfg.maildropDir())
 	if cfg.Metrics.Listen != "" {
 		ln, err := serveMetrics(ctx, cfg.Metrics.Listen, reg)
 		if err != nil {
