@@ -1,0 +1,126 @@
+//go:build interop
+
+package lmdb
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// postmapDir returns a directory with an empty main.cf, so postmap runs
+// independent of the machine's Postfix configuration.
+func postmapDir(t *testing.T) (postmap, dir string) {
+	t.Helper()
+	postmap, err := exec.LookPath("postmap")
+	if err != nil {
+		t.Fatalf("postmap not installed: %v", err)
+	}
+	dir = t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "main.cf"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return postmap, dir
+}
+
+// interopEntries are n access-map-like entries, NUL-terminated as postmap
+// writes lmdb maps, with some values big enough for overflow pages.
+func interopEntries(n int) []Entry {
+	es := make([]Entry, n)
+	for i := range es {
+		v := "OK"
+		if i%10007 == 0 {
+			v = "550 5.7.1 " + strings.Repeat("go away ", 600+i%400) + "now" // > 4 KiB
+		}
+		es[i] = Entry{Key: fmt.Appendf(nil, "%d.%d.%d.%d\x00", 10+i%3, i>>16&0xff, i>>8&0xff, i&0xff), Value: []byte(v + "\x00")}
+	}
+	return es
+}
+
+// TestInteropPostmapReadsEncode writes 100k keys with Encode and asks
+// Postfix's own lmdb reader for every one of them (postmap -q - reads
+// keys from stdin) and for the whole map (postmap -s).
+func TestInteropPostmapReadsEncode(t *testing.T) {
+	postmap, dir := postmapDir(t)
+	es := interopEntries(100000)
+	data, err := Encode(es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "popgate.lmdb"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var keys bytes.Buffer
+	want := make(map[string]string, len(es))
+	for _, e := range es {
+		k, v := string(bytes.TrimSuffix(e.Key, []byte{0})), string(bytes.TrimSuffix(e.Value, []byte{0}))
+		keys.WriteString(k + "\n")
+		want[k] = v
+	}
+	keys.WriteString("10.255.255.255\nnot.there\n")
+	cmd := exec.Command(postmap, "-c", dir, "-q", "-", "lmdb:"+filepath.Join(dir, "popgate"))
+	cmd.Stdin = &keys
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("postmap -q -: %v", err)
+	}
+	checkLines(t, "postmap -q -", out, want)
+	out, err = exec.Command(postmap, "-c", dir, "-s", "lmdb:"+filepath.Join(dir, "popgate")).Output()
+	if err != nil {
+		t.Fatalf("postmap -s: %v", err)
+	}
+	checkLines(t, "postmap -s", out, want)
+}
+
+// checkLines compares "key\tvalue" lines with want, exactly.
+func checkLines(t *testing.T, who string, out []byte, want map[string]string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	if len(lines) != len(want) {
+		t.Errorf("%s: %d lines, want %d", who, len(lines), len(want))
+	}
+	for _, l := range lines {
+		k, v, _ := strings.Cut(l, "\t")
+		if w, ok := want[k]; !ok || w != v {
+			t.Fatalf("%s: %q = %.40q, want %.40q (known %v)", who, k, v, w, ok)
+		}
+	}
+}
+
+// TestInteropDecodeReadsPostmap builds a 100k-key map with `postmap
+// lmdb:` and reads it back with Decode and Get.
+func TestInteropDecodeReadsPostmap(t *testing.T) {
+	postmap, dir := postmapDir(t)
+	es := interopEntries(100000)
+	var text bytes.Buffer
+	for _, e := range es {
+		fmt.Fprintf(&text, "%s %s\n", bytes.TrimSuffix(e.Key, []byte{0}), bytes.TrimSuffix(e.Value, []byte{0}))
+	}
+	src := filepath.Join(dir, "popgate")
+	if err := os.WriteFile(src, text.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(postmap, "-c", dir, "lmdb:"+src).CombinedOutput(); err != nil {
+		t.Fatalf("postmap: %v\n%s", err, out)
+	}
+	data, err := os.ReadFile(src + ".lmdb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Entries()) != len(es) {
+		t.Errorf("%d entries, want %d", len(m.Entries()), len(es))
+	}
+	for _, e := range es {
+		if v, ok := m.Get(e.Key); !ok || !bytes.Equal(v, e.Value) {
+			t.Fatalf("Get(%q) = %.40q, %v; want %.40q", e.Key, v, ok, e.Value)
+		}
+	}
+}
