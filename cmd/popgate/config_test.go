@@ -52,6 +52,16 @@ path = "`+dir+`/postfix-access.db"
 flavor = "postfix"
 format = "hash"
 
+[[relay.mirror]]
+path = "`+dir+`/popgate.cdb"
+flavor = "sendmail"
+format = "cdb"
+
+[[relay.mirror]]
+path = "`+dir+`/popgate.lmdb"
+flavor = "postfix"
+format = "lmdb"
+
 [queue]
 smarthost = "smtp.example.net:587"
 min_retry = "1s"
@@ -72,7 +82,7 @@ min_retry = "1s"
 	if got := cfg.Relay.NeverGrant[1].String(); got != "2001:db8::1/128" {
 		t.Errorf("bare address parsed as %s, want a /128", got)
 	}
-	if len(cfg.Relay.Mirror) != 2 || cfg.Relay.Mirror[1].Flavor != "postfix" {
+	if len(cfg.Relay.Mirror) != 4 || cfg.Relay.Mirror[1].Flavor != "postfix" || cfg.Relay.Mirror[3].Format != "lmdb" {
 		t.Errorf("mirrors = %+v", cfg.Relay.Mirror)
 	}
 	// Keys not in the file keep their defaults.
@@ -103,6 +113,9 @@ func TestConfigBad(t *testing.T) {
 		{"short idle", "[pop3]\nidle_timeout = \"1m\"\n", ":2: pop3.idle_timeout: 1m0s is shorter than the 10 minutes"},
 		{"bad flavor", "[[relay.mirror]]\npath = \"" + dir + "/a.db\"\nflavor = \"exim\"\nformat = \"hash\"\n", `:3: relay.mirror.flavor: relay.mirror[0]: "exim"`},
 		{"bad format", "[[relay.mirror]]\npath = \"" + dir + "/a.db\"\nflavor = \"postfix\"\nformat = \"btree\"\n", `relay.mirror.format`},
+		{"cdb name", "[[relay.mirror]]\npath = \"" + dir + "/popgate\"\nflavor = \"postfix\"\nformat = \"cdb\"\n", `relay.mirror.path: relay.mirror[0]: cdb maps are files named *.cdb`},
+		{"lmdb name", "[[relay.mirror]]\npath = \"" + dir + "/popgate.db\"\nflavor = \"postfix\"\nformat = \"lmdb\"\n", `lmdb maps are files named *.lmdb`},
+		{"sendmail lmdb", "[[relay.mirror]]\npath = \"" + dir + "/access.lmdb\"\nflavor = \"sendmail\"\nformat = \"lmdb\"\n", `sendmail has no lmdb map type`},
 		{"mirror dir missing", "[[relay.mirror]]\npath = \"/nonexistent/dir/a.db\"\nflavor = \"postfix\"\nformat = \"hash\"\n", "directory of /nonexistent/dir/a.db does not exist"},
 		{"no domains", "domains = []\n", ":1: domains: at least one local domain"},
 		{"bad domain", "domains = [\"user@example.com\"]\n", `"user@example.com" is not a domain name`},
