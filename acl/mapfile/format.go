@@ -117,16 +117,29 @@ func PostmapForm(f Format, entries []accessdb.Entry) []accessdb.Entry {
 	if f != LMDB {
 		return entries
 	}
+	n := 0
+	for _, e := range entries {
+		n += len(e.Key) + len(e.Value) + 2
+	}
+	arena := make([]byte, 0, n) // one allocation for every key and value
 	out := make([]accessdb.Entry, len(entries))
 	for i, e := range entries {
-		out[i] = accessdb.Entry{Key: nulTerminate(e.Key), Value: nulTerminate(e.Value)}
+		start := len(arena)
+		arena = appendNulTerminated(arena, e.Key)
+		k := arena[start:len(arena):len(arena)]
+		start = len(arena)
+		arena = appendNulTerminated(arena, e.Value)
+		out[i] = accessdb.Entry{Key: k, Value: arena[start:len(arena):len(arena)]}
 	}
 	return out
 }
 
-func nulTerminate(b []byte) []byte {
+// appendNulTerminated appends b to dst, then a NUL unless b already ends
+// in one.
+func appendNulTerminated(dst, b []byte) []byte {
+	dst = append(dst, b...)
 	if bytes.HasSuffix(b, []byte{0}) {
-		return b
+		return dst
 	}
-	return append(b[:len(b):len(b)], 0)
+	return append(dst, 0)
 }

@@ -225,3 +225,22 @@ func TestReadFileErrors(t *testing.T) {
 		t.Error("zeroed lmdb accepted")
 	}
 }
+
+func TestPostmapForm(t *testing.T) {
+	in := []accessdb.Entry{{Key: []byte("a"), Value: []byte("OK")}, {Key: []byte("b\x00"), Value: []byte{}}, {Key: []byte{}, Value: []byte("x\x00")}}
+	got := PostmapForm(LMDB, in)
+	want := []string{"a\x00=OK\x00", "b\x00=\x00", "\x00=x\x00"}
+	for i, e := range got {
+		if s := string(e.Key) + "=" + string(e.Value); s != want[i] {
+			t.Errorf("entry %d = %q, want %q", i, s, want[i])
+		}
+	}
+	if string(in[0].Key) != "a" {
+		t.Error("PostmapForm changed its input")
+	}
+	for _, f := range []Format{Hash, Hash185, CDB} {
+		if out := PostmapForm(f, in); &out[0] != &in[0] {
+			t.Errorf("%v entries changed", f)
+		}
+	}
+}
