@@ -244,9 +244,18 @@ func (w *walker) walk(pgno uint64, depth uint16) error {
 	}
 	if !leaf {
 		w.branches++
-		for _, n := range nodes {
+		for i, n := range nodes {
+			// Keys under node i lie in [key(i), key(i+1)): what Get
+			// relies on to pick the child.
+			if i > 0 && w.last != nil && bytes.Compare(w.last, n.key) >= 0 {
+				return corruptf(int64(pgno)*int64(m.psize), "branch key %q not above the keys before it", n.key)
+			}
+			before := len(m.entries)
 			if err := w.walk(n.child, depth+1); err != nil {
 				return err
+			}
+			if i > 0 && len(m.entries) > before && bytes.Compare(m.entries[before].Key, n.key) < 0 {
+				return corruptf(int64(pgno)*int64(m.psize), "branch key %q above its first key %q", n.key, m.entries[before].Key)
 			}
 		}
 		return nil
@@ -265,49 +274,59 @@ func (w *walker) walk(pgno uint64, depth uint16) error {
 
 // Get searches key down the tree as mdb_get does: in a branch page, the
 // last node whose key is not above key (the first node standing for
-// everything below the second); in the leaf, an exact match.
+// everything below the second); in the leaf, an exact match. Decode has
+// checked every page on the way, so Get reads nodes in place.
 func (m *Map) Get(key []byte) ([]byte, bool) {
 	if m.db.root == invalidPgno {
 		return nil, false
 	}
 	pgno := m.db.root
 	for depth := uint16(1); ; depth++ {
-		p, err := m.page(pgno, 0)
-		if err != nil {
-			return nil, false // Decode walked every page; not reached
-		}
-		leaf := depth == m.db.depth
-		nodes, err := m.nodes(p, pgno, leaf)
-		if err != nil {
-			return nil, false
-		}
-		if leaf {
-			lo, hi := 0, len(nodes)
-			for lo < hi {
-				mid := int(uint(lo+hi) >> 1)
-				switch c := bytes.Compare(nodes[mid].key, key); {
-				case c == 0:
-					return nodes[mid].value, true
-				case c < 0:
-					lo = mid + 1
-				default:
-					hi = mid
-				}
+		p := m.data[pgno*uint64(m.psize) : (pgno+1)*uint64(m.psize)]
+		n := (int(m.bo.Uint16(p[12:])) - pageHdrSize) / 2
+		if depth == m.db.depth {
+			i, found := m.search(p, 0, n, key)
+			if !found {
+				return nil, false
 			}
-			return nil, false
-		}
-		// The largest i >= 1 with nodes[i].key <= key, else 0.
-		lo, hi := 1, len(nodes)
-		for lo < hi {
-			mid := int(uint(lo+hi) >> 1)
-			if bytes.Compare(nodes[mid].key, key) <= 0 {
-				lo = mid + 1
-			} else {
-				hi = mid
+			off := int(m.bo.Uint16(p[pageHdrSize+2*i:]))
+			nd := p[off:]
+			dsize := int(m.bo.Uint16(nd[0:])) | int(m.bo.Uint16(nd[2:]))<<16
+			dstart := nodeHdrSize + int(m.bo.Uint16(nd[6:]))
+			if m.bo.Uint16(nd[4:]) == nodeBigData {
+				start := m.bo.Uint64(nd[dstart:])*uint64(m.psize) + pageHdrSize
+				return m.data[start : start+uint64(dsize) : start+uint64(dsize)], true
 			}
+			return nd[dstart : dstart+dsize : dstart+dsize], true
 		}
-		pgno = nodes[lo-1].child
+		// The largest i >= 1 with key(i) <= key, else 0: the first index
+		// whose key is above, minus one.
+		i, found := m.search(p, 1, n, key)
+		if !found {
+			i--
+		}
+		nd := p[m.bo.Uint16(p[pageHdrSize+2*i:]):]
+		pgno = uint64(m.bo.Uint16(nd[0:])) | uint64(m.bo.Uint16(nd[2:]))<<16 | uint64(m.bo.Uint16(nd[4:]))<<32
 	}
+}
+
+// search binary-searches the nodes lo..hi-1 of page p for key: the index
+// of the node with that key, or of the first node with a greater one.
+func (m *Map) search(p []byte, lo, hi int, key []byte) (int, bool) {
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		off := int(m.bo.Uint16(p[pageHdrSize+2*mid:]))
+		k := p[off+nodeHdrSize : off+nodeHdrSize+int(m.bo.Uint16(p[off+6:]))]
+		switch c := bytes.Compare(k, key); {
+		case c == 0:
+			return mid, true
+		case c < 0:
+			lo = mid + 1
+		default:
+			hi = mid
+		}
+	}
+	return lo, false
 }
 
 // Entries returns every pair in key order.

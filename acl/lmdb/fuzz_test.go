@@ -66,6 +66,11 @@ func TestDecodeCorrupt(t *testing.T) {
 		"value size":     mutate(func(b []byte) { p := leaf(b); bo.PutUint16(p[int(bo.Uint16(p[pageHdrSize:])):], 4000) }),
 		"key order":      mutate(func(b []byte) { p := leaf(b); p[int(bo.Uint16(p[pageHdrSize:]))+nodeHdrSize+3] = 'z' }),
 		"leaf as branch": mutate(func(b []byte) { bo.PutUint16(leaf(b)[10:], flagBranch) }),
+		"branch key": mutate(func(b []byte) {
+			p := b[root*PageSize:]
+			n := p[bo.Uint16(p[pageHdrSize+2:]):] // the second child's separator
+			n[nodeHdrSize+3] = 'z'
+		}),
 		"cycle": mutate(func(b []byte) {
 			p := b[root*PageSize:]
 			n := p[bo.Uint16(p[pageHdrSize+2:]):] // second child points at the first
