@@ -120,6 +120,12 @@ func TestDecodeCorrupt(t *testing.T) {
 		"slot wrong hash":    mutate(func(b []byte) { corruptFirstSlot(b, recordsEnd, func(s []byte) { s[1] ^= 0xff }) }),
 		"truncated tables":   good[:len(good)-8],
 		"record into tables": mutate(func(b []byte) { le.PutUint32(b[0:], headerSize+3) }),
+		"tables overlap": mutate(func(b []byte) {
+			for t := range 256 { // each fits the file, together they do not
+				le.PutUint32(b[t*8:], recordsEnd)
+				le.PutUint32(b[t*8+4:], (uint32(len(b))-recordsEnd)/8)
+			}
+		}),
 	}
 	for name, data := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -28,6 +28,7 @@ func Decode(data []byte) (*Map, error) {
 	le := binary.LittleEndian
 	m := &Map{data: data}
 	end := uint64(len(data)) // where the records stop: the first table
+	var slots uint64
 	for t := range 256 {
 		pos, n := le.Uint32(data[t*8:]), le.Uint32(data[t*8+4:])
 		if pos < headerSize || uint64(pos)+8*uint64(n) > uint64(len(data)) {
@@ -35,6 +36,12 @@ func Decode(data []byte) (*Map, error) {
 		}
 		m.tables[t].pos, m.tables[t].n = pos, n
 		end = min(end, uint64(pos))
+		slots += uint64(n)
+	}
+	// Writers put the tables one after the other behind the records; at
+	// least they must fit there, which also bounds the work below.
+	if 8*slots > uint64(len(data))-end {
+		return nil, corruptf(0, "hash tables of %d slots do not fit in the %d bytes after the records", slots, uint64(len(data))-end)
 	}
 	starts := make(map[uint32]uint32) // record position -> key hash
 	for pos := uint64(headerSize); pos < end; {
