@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math"
+	"slices"
 )
 
 // Map is a decoded cdb file. It keeps the file's bytes and answers Get
@@ -43,7 +44,9 @@ func Decode(data []byte) (*Map, error) {
 	if 8*slots > uint64(len(data))-end {
 		return nil, corruptf(0, "hash tables of %d slots do not fit in the %d bytes after the records", slots, uint64(len(data))-end)
 	}
-	starts := make(map[uint32]uint32) // record position -> key hash
+	// Record positions ascend, so a slot's record is found by binary
+	// search; hashes[i] is the key hash of the record at starts[i].
+	var starts, hashes []uint32
 	for pos := uint64(headerSize); pos < end; {
 		if pos+8 > end {
 			return nil, corruptf(int64(pos), "record header runs into the hash tables")
@@ -55,7 +58,7 @@ func Decode(data []byte) (*Map, error) {
 		k := data[pos+8 : pos+8+klen : pos+8+klen]
 		v := data[pos+8+klen : pos+8+klen+vlen : pos+8+klen+vlen]
 		m.entries = append(m.entries, Entry{Key: k, Value: v})
-		starts[uint32(pos)] = Hash(k)
+		starts, hashes = append(starts, uint32(pos)), append(hashes, Hash(k))
 		pos += 8 + klen + vlen
 	}
 	for t, tb := range m.tables {
@@ -65,10 +68,11 @@ func Decode(data []byte) (*Map, error) {
 			if pos == 0 {
 				continue
 			}
-			want, ok := starts[pos]
+			i, ok := slices.BinarySearch(starts, pos)
 			if !ok {
 				return nil, corruptf(int64(off), "slot points at %d, not at a record", pos)
 			}
+			want := hashes[i]
 			if h != want || int(h&0xff) != t {
 				return nil, corruptf(int64(off), "slot hash %#x does not match its record's key hash %#x in table %d", h, want, t)
 			}
