@@ -244,3 +244,20 @@ func TestPostmapForm(t *testing.T) {
 		}
 	}
 }
+
+// TestReplaceFailedRename leaves no temporary file behind when the rename
+// fails (here: a directory stands where the map should go).
+func TestReplaceFailedRename(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "popgate.cdb")
+	if err := os.MkdirAll(filepath.Join(path, "in-the-way"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(path, testEntries(3), CDB, time.Now); err == nil {
+		t.Fatal("WriteFile over a directory succeeded")
+	}
+	files, _ := os.ReadDir(dir)
+	if len(files) != 1 || files[0].Name() != "popgate.cdb" {
+		t.Errorf("directory holds %v, want only the obstacle", files)
+	}
+}

@@ -12,9 +12,12 @@ import (
 )
 
 // replace writes data to a new file next to path and renames it over
-// path: create a temporary file in the same directory, write, set mode
-// and mtime, fsync, close, rename, fsync the directory. On any error the
-// temporary file is removed and path is untouched.
+// path: create a temporary file in the same directory, write, set mode,
+// owner and mtime, fsync, close, rename, fsync the directory. On any
+// error the temporary file is removed and path is untouched. It is
+// maildir/durable.WriteFile's sequence plus the owner and the strictly
+// growing mtime, which must be in place before the rename makes the file
+// visible.
 func replace(path string, data []byte, now func() time.Time) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
