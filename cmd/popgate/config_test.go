@@ -257,3 +257,33 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestCheckReadsCDBAndLMDBMirrors: `popgate check` reads an existing cdb
+// or lmdb mirror in its configured format and names a corrupt one.
+func TestCheckReadsCDBAndLMDBMirrors(t *testing.T) {
+	for _, format := range []string{"cdb", "lmdb"} {
+		t.Run(format, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "popgate."+format)
+			p := writeFile(t, dir, "popgate.toml", "data_dir = \""+dir+"\"\n[[relay.mirror]]\npath = \""+path+
+				"\"\nflavor = \"postfix\"\nformat = \""+format+"\"\n")
+			check := func() (int, string) {
+				var out, errb bytes.Buffer
+				code := run(context.Background(), &env{stdout: &out, stderr: &errb}, []string{"check", "--config", p})
+				return code, errb.String()
+			}
+			if _, _, err := runAccess(t, "192.0.2.7 OK\n", false, "make", path); err != nil {
+				t.Fatal(err)
+			}
+			if code, stderr := check(); code != 0 {
+				t.Fatalf("check of a good %s mirror: exit %d\n%s", format, code, stderr)
+			}
+			if err := os.WriteFile(path, bytes.Repeat([]byte{7}, 8192), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if code, stderr := check(); code != 1 || !strings.Contains(stderr, path) || !strings.Contains(stderr, "corrupt") {
+				t.Errorf("check of a corrupt %s mirror: exit %d, stderr %q", format, code, stderr)
+			}
+		})
+	}
+}
