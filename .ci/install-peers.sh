@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the third-party programs that `task interop` drives: mail clients,
-# Berkeley DB tools, Postfix (postmap with hash, cdb and lmdb tables,
+# Berkeley DB and LMDB tools, Postfix (postmap with hash, cdb and lmdb tables,
 # smtp-source, smtp-sink) and sendmail's makemap, extracted from its .deb
 # because sendmail-bin conflicts with postfix.
 set -euo pipefail
@@ -11,7 +11,7 @@ SUDO=""
 $SUDO apt-get update -qq
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 $SUDO apt-get install -y -qq --no-install-recommends \
-  db5.3-util postfix postfix-cdb postfix-lmdb swaks libnet-ssleay-perl libio-socket-ssl-perl libdb1-compat fail2ban systemd mpop fetchmail getmail6 python3 openssl ca-certificates >/dev/null
+  db5.3-util postfix postfix-cdb postfix-lmdb lmdb-utils swaks libnet-ssleay-perl libio-socket-ssl-perl libdb1-compat fail2ban systemd mpop fetchmail getmail6 python3 openssl ca-certificates >/dev/null
 
 # sendmail's makemap and the sendmail binary, unpacked into a private root.
 root=/opt/sendmail-root

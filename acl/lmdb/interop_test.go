@@ -124,3 +124,100 @@ func TestInteropDecodeReadsPostmap(t *testing.T) {
 		}
 	}
 }
+
+// TestInteropLiblmdbToolsReadEncode has liblmdb's own tools (lmdb-utils)
+// read a 100k-key file written by Encode: mdb_stat's counts match the
+// meta page, and mdb_dump lists every pair.
+func TestInteropLiblmdbToolsReadEncode(t *testing.T) {
+	for _, p := range []string{"mdb_stat", "mdb_dump"} {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Fatalf("%s not installed (lmdb-utils): %v", p, err)
+		}
+	}
+	es := interopEntries(100000)
+	data, err := Encode(es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "popgate.lmdb")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("mdb_stat", "-n", path).Output()
+	if err != nil {
+		t.Fatalf("mdb_stat: %v", err)
+	}
+	for _, want := range []string{
+		fmt.Sprintf("Tree depth: %d\n", m.db.depth),
+		fmt.Sprintf("Branch pages: %d\n", m.db.branches),
+		fmt.Sprintf("Leaf pages: %d\n", m.db.leaves),
+		fmt.Sprintf("Overflow pages: %d\n", m.db.overflow),
+		fmt.Sprintf("Entries: %d\n", len(es)),
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("mdb_stat lacks %q:\n%s", want, out)
+		}
+	}
+	if m.db.depth < 3 || m.db.overflow == 0 {
+		t.Errorf("depth %d, %d overflow pages: the test should cover branch levels and overflow pages", m.db.depth, m.db.overflow)
+	}
+	out, err = exec.Command("mdb_dump", "-n", "-p", path).Output()
+	if err != nil {
+		t.Fatalf("mdb_dump: %v", err)
+	}
+	_, body, ok := strings.Cut(string(out), "HEADER=END\n")
+	if !ok {
+		t.Fatalf("mdb_dump output without a header:\n%.300s", out)
+	}
+	lines := strings.Split(strings.TrimSuffix(body, "DATA=END\n"), "\n")
+	lines = lines[:len(lines)-1] // after the last newline
+	if len(lines) != 2*len(es) {
+		t.Fatalf("mdb_dump printed %d lines, want %d", len(lines), 2*len(es))
+	}
+	want := make(map[string]string, len(es))
+	for _, e := range es {
+		want[string(e.Key)] = string(e.Value)
+	}
+	for i := 0; i < len(lines); i += 2 {
+		k, v := unprint(t, lines[i]), unprint(t, lines[i+1])
+		if w, ok := want[k]; !ok || w != v {
+			t.Fatalf("mdb_dump pair %q = %.40q, want %.40q", k, v, w)
+		}
+	}
+}
+
+// unprint decodes one line of mdb_dump -p: a leading space, printable
+// bytes as is, a backslash as "\\", other bytes as "\xx" in hex.
+func unprint(t *testing.T, line string) string {
+	t.Helper()
+	s, ok := strings.CutPrefix(line, " ")
+	if !ok {
+		t.Fatalf("mdb_dump line %q", line)
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+1 < len(s) && s[i+1] == '\\' {
+			b.WriteByte('\\')
+			i++
+			continue
+		}
+		var c byte
+		if i+2 >= len(s) {
+			t.Fatalf("mdb_dump escape in %q", line)
+		}
+		if _, err := fmt.Sscanf(s[i+1:i+3], "%02x", &c); err != nil {
+			t.Fatalf("mdb_dump escape in %q: %v", line, err)
+		}
+		b.WriteByte(c)
+		i += 2
+	}
+	return b.String()
+}
