@@ -221,3 +221,39 @@ func unprint(t *testing.T, line string) string {
 	}
 	return b.String()
 }
+
+// TestInteropPostmapWritesIntoEncode has Postfix add and replace keys in a file
+// Encode wrote (postmap -r -i: an LMDB write transaction on our meta pages
+// and free-page database), then reads the result with Decode.
+func TestInteropPostmapWritesIntoEncode(t *testing.T) {
+	postmap, dir := postmapDir(t)
+	es := interopEntries(20000)
+	data, err := Encode(es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "popgate.lmdb"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(postmap, "-c", dir, "-r", "-i", "lmdb:"+filepath.Join(dir, "popgate"))
+	cmd.Stdin = strings.NewReader("added.example REJECT\n10.0.0.0 DUNNO\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("postmap -i: %v\n%s", err, out)
+	}
+	after, err := os.ReadFile(filepath.Join(dir, "popgate.lmdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Decode(after)
+	if err != nil {
+		t.Fatalf("Decode after postmap -i: %v", err)
+	}
+	if n := len(m.Entries()); n != len(es)+1 { // 10.0.0.0 replaced (its overflow pages freed), added.example new
+		t.Errorf("%d entries, want %d", n, len(es)+1)
+	}
+	for k, want := range map[string]string{"added.example\x00": "REJECT\x00", "10.0.0.0\x00": "DUNNO\x00", "11.0.0.1\x00": "OK\x00"} {
+		if v, ok := m.Get([]byte(k)); !ok || string(v) != want {
+			t.Errorf("Get(%q) = %q, %v; want %q", k, v, ok, want)
+		}
+	}
+}
