@@ -62,46 +62,77 @@ type slot struct {
 	hash, pos uint32
 }
 
-// Encode builds a cdb file holding entries, records in the order given.
-// A key given twice is a *DuplicateKeyError; a file that would pass 4 GiB
-// is an error.
-func Encode(entries []Entry) ([]byte, error) {
-	size := uint64(headerSize) + 16*uint64(len(entries)) // header, then 2 slots of 8 bytes per entry
-	for _, e := range entries {
-		size += 8 + uint64(len(e.Key)) + uint64(len(e.Value))
+// Writer builds a cdb file in memory record by record, as cdbmake does:
+// Add appends records, Finish writes the hash tables and the header.
+type Writer struct {
+	out       []byte
+	hashes    []uint32 // key hash of each record
+	positions []uint32 // file offset of each record
+	counts    [256]uint32
+	err       error
+}
+
+// NewWriter starts a file. records and dataBytes (the total length of the
+// keys and values to come) only size the buffers; 0 is fine.
+func NewWriter(records, dataBytes int) *Writer {
+	size := headerSize + 8*records + dataBytes + 16*records
+	if size < 0 || uint64(size) > math.MaxUint32 {
+		size = headerSize
 	}
-	if size > math.MaxUint32 {
-		return nil, fmt.Errorf("cdb: encode: %d entries need %d bytes, more than the format's 4 GiB", len(entries), size)
+	return &Writer{
+		out:       make([]byte, headerSize, size),
+		hashes:    make([]uint32, 0, records),
+		positions: make([]uint32, 0, records),
 	}
-	out := make([]byte, headerSize, size)
-	var counts [256]uint32
-	hashes := make([]uint32, len(entries))
-	positions := make([]uint32, len(entries))
+}
+
+// Add appends a record. A file that would pass the format's 4 GiB is an
+// error, from here and from Finish.
+func (w *Writer) Add(key, value []byte) error {
+	if w.err != nil {
+		return w.err
+	}
+	// The tables need 16 bytes per record on top of the records.
+	if uint64(len(w.out))+8+uint64(len(key))+uint64(len(value))+16*uint64(len(w.hashes)+1) > math.MaxUint32 {
+		w.err = fmt.Errorf("cdb: encode: %d records need more than the format's 4 GiB", len(w.hashes)+1)
+		return w.err
+	}
+	h := Hash(key)
+	w.hashes, w.positions = append(w.hashes, h), append(w.positions, uint32(len(w.out)))
+	w.counts[h&0xff]++
 	le := binary.LittleEndian
-	for i, e := range entries {
-		h := Hash(e.Key)
-		hashes[i], positions[i] = h, uint32(len(out))
-		counts[h&0xff]++
-		out = le.AppendUint32(out, uint32(len(e.Key)))
-		out = le.AppendUint32(out, uint32(len(e.Value)))
-		out = append(out, e.Key...)
-		out = append(out, e.Value...)
+	w.out = le.AppendUint32(w.out, uint32(len(key)))
+	w.out = le.AppendUint32(w.out, uint32(len(value)))
+	w.out = append(w.out, key...)
+	w.out = append(w.out, value...)
+	return nil
+}
+
+// Finish writes the hash tables (two slots per record, linear probing
+// from slot (hash >> 8) mod n of table hash & 0xff) and the header, and
+// returns the file. A key added twice is a *DuplicateKeyError. The
+// Writer must not be used afterwards.
+func (w *Writer) Finish() ([]byte, error) {
+	if w.err != nil {
+		return nil, w.err
 	}
-	// Group entries by table (a counting sort keeps input order inside
+	out, le := w.out, binary.LittleEndian
+	// Group records by table (a counting sort keeps input order inside
 	// each table, which decides probe order as cdbmake's does).
 	var start [257]uint32
 	for t := range 256 {
-		start[t+1] = start[t] + counts[t]
+		start[t+1] = start[t] + w.counts[t]
 	}
-	order := make([]int, len(entries))
+	order := make([]uint32, len(w.hashes))
 	next := start
-	for i, h := range hashes {
-		order[next[h&0xff]] = i
+	for i, h := range w.hashes {
+		order[next[h&0xff]] = uint32(i)
 		next[h&0xff]++
 	}
+	key := func(pos uint32) []byte { return out[pos+8 : pos+8+le.Uint32(out[pos:])] }
 	var table []slot
 	for t := range 256 {
-		n := counts[t] * 2
+		n := w.counts[t] * 2
 		le.PutUint32(out[t*8:], uint32(len(out)))
 		le.PutUint32(out[t*8+4:], n)
 		if n == 0 {
@@ -109,15 +140,15 @@ func Encode(entries []Entry) ([]byte, error) {
 		}
 		table = append(table[:0], make([]slot, n)...)
 		for _, i := range order[start[t]:start[t+1]] {
-			h := hashes[i]
+			h, pos := w.hashes[i], w.positions[i]
 			for s := (h >> 8) % n; ; s = (s + 1) % n {
 				sl := &table[s]
 				if sl.pos == 0 {
-					*sl = slot{hash: h, pos: positions[i]}
+					*sl = slot{hash: h, pos: pos}
 					break
 				}
-				if sl.hash == h && bytes.Equal(entries[recordIndex(positions, sl.pos)].Key, entries[i].Key) {
-					return nil, &DuplicateKeyError{Key: entries[i].Key}
+				if sl.hash == h && bytes.Equal(key(sl.pos), key(pos)) {
+					return nil, &DuplicateKeyError{Key: bytes.Clone(key(pos))}
 				}
 			}
 		}
@@ -126,20 +157,23 @@ func Encode(entries []Entry) ([]byte, error) {
 			out = le.AppendUint32(out, sl.pos)
 		}
 	}
+	w.out = nil
 	return out, nil
 }
 
-// recordIndex finds the entry written at pos; positions grow with the
-// index, so a binary search does.
-func recordIndex(positions []uint32, pos uint32) int {
-	lo, hi := 0, len(positions)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if positions[m] < pos {
-			lo = m + 1
-		} else {
-			hi = m
+// Encode builds a cdb file holding entries, records in the order given.
+// A key given twice is a *DuplicateKeyError; a file that would pass 4 GiB
+// is an error.
+func Encode(entries []Entry) ([]byte, error) {
+	n := 0
+	for _, e := range entries {
+		n += len(e.Key) + len(e.Value)
+	}
+	w := NewWriter(len(entries), n)
+	for _, e := range entries {
+		if err := w.Add(e.Key, e.Value); err != nil {
+			return nil, err
 		}
 	}
-	return lo
+	return w.Finish()
 }

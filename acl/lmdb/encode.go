@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 )
 
@@ -29,22 +30,32 @@ func (e *encoder) pgno() uint64 { return uint64(len(e.out) / PageSize) }
 // twice is a *DuplicateKeyError, an empty key or one longer than
 // MaxKeySize an error.
 func Encode(entries []Entry) ([]byte, error) {
-	sorted := slices.Clone(entries)
-	slices.SortFunc(sorted, func(a, b Entry) int { return bytes.Compare(a.Key, b.Key) })
-	for i, en := range sorted {
+	if len(entries) > math.MaxInt32 {
+		return nil, fmt.Errorf("lmdb: encode: %d entries are too many", len(entries))
+	}
+	// Sort indexes, not the entries: the caller's slice stays as it was
+	// and 4-byte swaps are cheaper than 48-byte ones.
+	order := make([]int32, len(entries))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int { return bytes.Compare(entries[a].Key, entries[b].Key) })
+	sorted := sortedEntries{entries, order}
+	for i := range order {
+		en := sorted.at(i)
 		if len(en.Key) == 0 || len(en.Key) > MaxKeySize {
 			return nil, fmt.Errorf("lmdb: encode: key %q: length %d not in 1..%d", en.Key, len(en.Key), MaxKeySize)
 		}
 		if uint64(len(en.Value)) > 0xffffffff {
 			return nil, fmt.Errorf("lmdb: encode: key %q: value of %d bytes exceeds 4 GiB", en.Key, len(en.Value))
 		}
-		if i > 0 && bytes.Equal(sorted[i-1].Key, en.Key) {
+		if i > 0 && bytes.Equal(sorted.at(i-1).Key, en.Key) {
 			return nil, &DuplicateKeyError{Key: en.Key}
 		}
 	}
-	e := &encoder{bo: binary.NativeEndian, out: make([]byte, 2*PageSize, 2*PageSize+estimate(sorted))}
+	e := &encoder{bo: binary.NativeEndian, out: make([]byte, 2*PageSize, 2*PageSize+estimate(entries))}
 	e.db.root = invalidPgno
-	if len(sorted) > 0 {
+	if len(entries) > 0 {
 		level := e.leaves(sorted)
 		e.db.depth = 1
 		for len(level) > 1 {
@@ -52,7 +63,7 @@ func Encode(entries []Entry) ([]byte, error) {
 			e.db.depth++
 		}
 		e.db.root = level[0].pgno
-		e.db.entries = uint64(len(sorted))
+		e.db.entries = uint64(len(entries))
 	}
 	// Meta page 0 is the empty database of transaction 0, meta page 1
 	// the data of transaction 1, as liblmdb leaves a fresh file after its
@@ -71,9 +82,17 @@ func estimate(es []Entry) int {
 	return n + n/8 + PageSize
 }
 
+// sortedEntries reads entries in key order.
+type sortedEntries struct {
+	entries []Entry
+	order   []int32
+}
+
+func (s sortedEntries) at(i int) Entry { return s.entries[s.order[i]] }
+
 // leaves writes the leaf pages (and overflow pages for big values) and
 // returns the first key and page number of each leaf.
-func (e *encoder) leaves(sorted []Entry) []child {
+func (e *encoder) leaves(sorted sortedEntries) []child {
 	var level []child
 	page := make([]byte, PageSize)
 	var ptrs []uint16
@@ -89,7 +108,8 @@ func (e *encoder) leaves(sorted []Entry) []child {
 		ptrs, upper = ptrs[:0], PageSize
 	}
 	first := 0 // index in sorted of the current leaf's first key
-	for i, en := range sorted {
+	for i := range sorted.order {
+		en := sorted.at(i)
 		size := nodeHdrSize + len(en.Key) + len(en.Value)
 		big := size > nodeMax(PageSize)
 		if big {
@@ -97,7 +117,7 @@ func (e *encoder) leaves(sorted []Entry) []child {
 		}
 		size = even(size)
 		if pageHdrSize+2*(len(ptrs)+1) > upper-size {
-			level = append(level, child{key: sorted[first].Key, pgno: e.pgno()})
+			level = append(level, child{key: sorted.at(first).Key, pgno: e.pgno()})
 			flush()
 			first = i
 		}
@@ -119,7 +139,7 @@ func (e *encoder) leaves(sorted []Entry) []child {
 			copy(node[nodeHdrSize+len(en.Key):], en.Value)
 		}
 	}
-	level = append(level, child{key: sorted[first].Key, pgno: e.pgno()})
+	level = append(level, child{key: sorted.at(first).Key, pgno: e.pgno()})
 	flush()
 	return level
 }

@@ -68,12 +68,18 @@ func Encode(entries []accessdb.Entry, f Format) ([]byte, error) {
 		return accessdb.Encode(entries, accessdb.Hash)
 	case Hash185:
 		return accessdb.Encode(entries, accessdb.Hash185)
-	case CDB:
-		es := make([]cdb.Entry, len(entries))
-		for i, e := range entries {
-			es[i] = cdb.Entry(e)
+	case CDB: // straight from entries, without a converted copy
+		n := 0
+		for _, e := range entries {
+			n += len(e.Key) + len(e.Value)
 		}
-		return cdb.Encode(es)
+		w := cdb.NewWriter(len(entries), n)
+		for _, e := range entries {
+			if err := w.Add(e.Key, e.Value); err != nil {
+				return nil, err
+			}
+		}
+		return w.Finish()
 	case LMDB:
 		es := make([]lmdb.Entry, len(entries))
 		for i, e := range entries {
