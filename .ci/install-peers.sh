@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the third-party programs that `task interop` drives: mail clients,
 # mkpasswd (whois: libxcrypt hashes for the yescrypt and import passwd tests),
-# Berkeley DB tools, Postfix (postmap, smtp-source, smtp-sink) and sendmail's
-# makemap, extracted from its .deb because sendmail-bin conflicts with postfix.
+# Berkeley DB and LMDB tools, Postfix (postmap with hash, cdb and lmdb tables,
+# smtp-source, smtp-sink) and sendmail's makemap, extracted from its .deb
+# because sendmail-bin conflicts with postfix.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""
@@ -14,6 +15,9 @@ echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-
 packages=(
   db5.3-util
   postfix
+  postfix-cdb
+  postfix-lmdb
+  lmdb-utils
   swaks
   libnet-ssleay-perl
   libio-socket-ssl-perl

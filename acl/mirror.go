@@ -43,7 +43,8 @@ const (
 const defaultMinInterval = time.Second
 
 // MapWriter replaces the contents of one map file. The integrator's
-// implementation (acl/accessdb) rewrites in place under flock.
+// implementation (cmd/popgate, over acl/mapfile) rewrites hash maps in
+// place under flock and replaces cdb and lmdb maps by rename.
 type MapWriter interface {
 	WriteMap(path string, entries []MapEntry) error
 }

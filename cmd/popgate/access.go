@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/popgate/popgate/acl/accessdb"
+	"github.com/popgate/popgate/acl/mapfile"
 )
 
 // accessProgressMin is the number of entries from which `access make`
@@ -21,38 +22,68 @@ const accessProgressMin = 10000
 // makeGCPercent is the GC target while `access make` runs.
 const makeGCPercent = 400
 
-const accessUsage = `usage: popgate access list|dump FILE
-       popgate access get FILE KEY
-       popgate access put FILE KEY VALUE
-       popgate access del FILE KEY
-       popgate access make [--format hash|hash185] FILE < text`
+const accessUsage = `usage: popgate access list|dump [--format F] FILE
+       popgate access get [--format F] FILE KEY
+       popgate access put [--format F] FILE KEY VALUE
+       popgate access del [--format F] FILE KEY
+       popgate access make [--format F] FILE < text
+F is hash, hash185, cdb or lmdb. Without --format an existing file's
+format is detected (hash and lmdb by their magic number, cdb by the name
+*.cdb) and a new file's comes from its name: *.cdb is cdb, *.lmdb is lmdb,
+anything else hash.`
 
 // accessCommand is `popgate access`: the HOWTO's db tool for sendmail
-// hash maps (list, get, put, del, dump) and a `makemap hash` replacement
-// (make). Keys are lowercased as makemap does. Every write goes through
-// accessdb's in-place, locked rewrite, so a running sendmail sees it.
+// and Postfix maps (list, get, put, del, dump) and a `makemap hash` /
+// `postmap cdb:` / `postmap lmdb:` replacement (make). Keys are lowercased
+// as makemap does. Writes go through acl/mapfile: hash maps are rewritten
+// in place under their lock, cdb and lmdb maps replaced whole (put and del
+// rebuild the file), so a running sendmail or Postfix sees them.
 func accessCommand(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
 		return usagef("missing subcommand\n%s", accessUsage)
 	}
-	sub, rest := args[0], args[1:]
-	want := map[string]int{"list": 1, "dump": 1, "get": 2, "put": 3, "del": 2}
-	if n, ok := want[sub]; ok && len(rest) != n {
+	sub := args[0]
+	fs := flag.NewFlagSet("access "+sub, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	formatName := fs.String("format", "", "hash, hash185, cdb or lmdb")
+	if err := fs.Parse(args[1:]); err != nil {
+		return usagef("%s: %v\n%s", sub, err, accessUsage)
+	}
+	rest := fs.Args()
+	var format mapfile.Format
+	forced := *formatName != ""
+	if forced {
+		f, err := mapfile.ParseFormat(*formatName)
+		if err != nil {
+			return usagef("%s: %v", sub, err)
+		}
+		format = f
+	}
+	want := map[string]int{"list": 1, "dump": 1, "get": 2, "put": 3, "del": 2, "make": 1}
+	n, ok := want[sub]
+	if !ok {
+		return usagef("unknown subcommand %q\n%s", sub, accessUsage)
+	}
+	if len(rest) != n {
+		if sub == "make" {
+			return usagef("make: want FILE, got %d argument(s)\n%s", len(rest), accessUsage)
+		}
 		return usagef("%s: want %d argument(s), got %d\n%s", sub, n, len(rest), accessUsage)
 	}
+	path := rest[0]
 	switch sub {
 	case "list", "dump":
-		m, err := accessdb.ReadFile(rest[0])
+		m, err := mapfile.ReadFile(path, format, !forced)
 		if err != nil {
 			return err
 		}
 		return accessdb.FormatDump(e.stdout, m.Entries())
 	case "get":
-		return accessGet(e, rest[0], rest[1])
+		return accessGet(e, path, rest[1], format, forced)
 	case "put":
-		return accessEdit(ctx, rest[0], func(es []accessdb.Entry) ([]accessdb.Entry, error) {
+		return accessEdit(ctx, path, format, forced, func(f mapfile.Format, es []accessdb.Entry) ([]accessdb.Entry, error) {
 			key, value := lowerKey(rest[1]), []byte(rest[2])
-			if nulTerminated(es) { // a postmap map: keep its style
+			if nulTerminated(es) || (len(es) == 0 && f == mapfile.LMDB) { // postmap's style
 				key, value = append(key, 0), append(value, 0)
 			}
 			for i := range es {
@@ -64,7 +95,7 @@ func accessCommand(ctx context.Context, e *env, args []string) error {
 			return append(es, accessdb.Entry{Key: key, Value: value}), nil
 		})
 	case "del":
-		return accessEdit(ctx, rest[0], func(es []accessdb.Entry) ([]accessdb.Entry, error) {
+		return accessEdit(ctx, path, format, forced, func(_ mapfile.Format, es []accessdb.Entry) ([]accessdb.Entry, error) {
 			key := lowerKey(rest[1])
 			for i := range es {
 				if k := es[i].Key; bytes.Equal(k, key) || (len(k) == len(key)+1 && k[len(key)] == 0 && bytes.HasPrefix(k, key)) {
@@ -73,21 +104,22 @@ func accessCommand(ctx context.Context, e *env, args []string) error {
 			}
 			return nil, fmt.Errorf("key %q not found", key)
 		})
-	case "make":
-		return accessMake(ctx, e, rest)
 	}
-	return usagef("unknown subcommand %q\n%s", sub, accessUsage)
+	if !forced {
+		format = mapfile.ForPath(path)
+	}
+	return accessMake(ctx, e, path, format)
 }
 
-func accessGet(e *env, path, k string) error {
-	m, err := accessdb.ReadFile(path)
+func accessGet(e *env, path, k string, format mapfile.Format, forced bool) error {
+	m, err := mapfile.ReadFile(path, format, !forced)
 	if err != nil {
 		return err
 	}
 	key := lowerKey(k)
 	v, ok := m.Get(key)
 	if !ok {
-		// postmap stores keys and values with a trailing NUL.
+		// postmap stores hash and lmdb keys and values with a trailing NUL.
 		if v, ok = m.Get(append(key, 0)); ok {
 			v = bytes.TrimSuffix(v, []byte{0})
 		}
@@ -100,39 +132,32 @@ func accessGet(e *env, path, k string) error {
 }
 
 // accessEdit applies edit to the map at path under its lock, keeping the
-// file's format (hash for a new file).
-func accessEdit(ctx context.Context, path string, edit func([]accessdb.Entry) ([]accessdb.Entry, error)) error {
-	format := accessdb.Hash
-	if st, err := os.Stat(path); err == nil && st.Size() > 0 {
-		m, err := accessdb.ReadFile(path)
-		if err != nil {
-			return err
+// file's format: the one forced, else the one detected in a non-empty
+// file, else the one its name implies.
+func accessEdit(ctx context.Context, path string, format mapfile.Format, forced bool, edit func(mapfile.Format, []accessdb.Entry) ([]accessdb.Entry, error)) error {
+	if !forced {
+		format = mapfile.ForPath(path)
+		if st, err := os.Stat(path); err == nil && st.Size() > 0 {
+			m, err := mapfile.ReadFile(path, 0, true)
+			if err != nil {
+				return err
+			}
+			format = m.Format()
+		} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s: %w", path, err)
 		}
-		format = m.Format()
-	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("%s: %w", path, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return accessdb.Update(path, format, time.Now, edit)
+	return mapfile.Update(path, format, time.Now, func(es []accessdb.Entry) ([]accessdb.Entry, error) {
+		return edit(format, es)
+	})
 }
 
-func accessMake(ctx context.Context, e *env, args []string) error {
-	fs := flag.NewFlagSet("access make", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	formatName := fs.String("format", "hash", "hash or hash185")
-	if err := fs.Parse(args); err != nil {
-		return usagef("make: %v\n%s", err, accessUsage)
-	}
-	if fs.NArg() != 1 {
-		return usagef("make: want FILE, got %d argument(s)\n%s", fs.NArg(), accessUsage)
-	}
-	format, err := accessdb.ParseFormat(*formatName)
-	if err != nil {
-		return usagef("make: %v", err)
-	}
-	path := fs.Arg(0)
+// accessMake builds the map at path from makemap-style text on stdin.
+// An lmdb map gets postmap's NUL-terminated keys and values.
+func accessMake(ctx context.Context, e *env, path string, format mapfile.Format) error {
 	// A batch job that allocates its whole input at once: collect garbage
 	// less often while it runs (about a fifth faster for 100k lines).
 	defer debug.SetGCPercent(debug.SetGCPercent(makeGCPercent))
@@ -146,7 +171,7 @@ func accessMake(ctx context.Context, e *env, args []string) error {
 	if e.stdinIsTerminal && len(entries) >= accessProgressMin {
 		fmt.Fprintf(e.stderr, "popgate access make: writing %d entries to %s\n", len(entries), path)
 	}
-	return accessdb.WriteFile(path, entries, format, time.Now)
+	return mapfile.WriteFile(path, mapfile.PostmapForm(format, entries), format, time.Now)
 }
 
 // nulTerminated reports whether every key of a non-empty map ends in NUL,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/popgate/popgate/acl/accessdb"
+	"github.com/popgate/popgate/acl/mapfile"
 )
 
 // runAccess runs `popgate access ARGS` in-process with stdin.
@@ -197,5 +198,102 @@ func TestAccessErrors(t *testing.T) {
 	}
 	if after, _ := os.ReadFile(corrupt); !bytes.Equal(after, bytes.Repeat([]byte{0x55}, 8192)) {
 		t.Error("put rewrote a corrupt file")
+	}
+}
+
+// TestAccessCDBAndLMDB drives make/list/get/put/del/dump on cdb and lmdb
+// maps: the format from the file name for a new map, from the file for an
+// existing one, and lmdb keys in postmap's NUL-terminated form.
+func TestAccessCDBAndLMDB(t *testing.T) {
+	in := "Spamford.com REJECT\n192.168.0 OK\n"
+	for _, tc := range []struct {
+		name   string
+		format mapfile.Format
+		nul    bool
+	}{{"popgate.cdb", mapfile.CDB, false}, {"popgate.lmdb", mapfile.LMDB, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, tc.name)
+			if _, _, err := runAccess(t, in, false, "make", path); err != nil {
+				t.Fatal(err)
+			}
+			m, err := mapfile.ReadFile(path, tc.format, false)
+			if err != nil {
+				t.Fatalf("make did not write %v: %v", tc.format, err)
+			}
+			key := []byte("spamford.com")
+			if tc.nul {
+				key = append(key, 0)
+			}
+			if _, ok := m.Get(key); !ok {
+				t.Errorf("key %q not stored in postmap's form", key)
+			}
+			if out, _, err := runAccess(t, "", false, "get", path, "SPAMFORD.com"); err != nil || out != "REJECT\n" {
+				t.Errorf("get = %q, %v", out, err)
+			}
+			if _, _, err := runAccess(t, "", false, "put", path, "10.0.0.7", "OK"); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := runAccess(t, "", false, "del", path, "spamford.com"); err != nil {
+				t.Fatal(err)
+			}
+			out, _, err := runAccess(t, "", false, "list", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := "192.168.0\tOK\n10.0.0.7\tOK\n"
+			if tc.nul {
+				want = "10.0.0.7\x00\tOK\x00\n192.168.0\x00\tOK\x00\n" // key order, NULs as stored
+			}
+			if out != want {
+				t.Errorf("list after put/del = %q, want %q", out, want)
+			}
+			if _, _, err := runAccess(t, "", false, "get", path, "spamford.com"); err == nil {
+				t.Error("deleted key still found")
+			}
+			// The rebuilt file is still the same format, and --format
+			// reads it explicitly.
+			if _, _, err := runAccess(t, "", false, "dump", "--format", tc.format.String(), path); err != nil {
+				t.Errorf("dump --format %v: %v", tc.format, err)
+			}
+			if _, _, err := runAccess(t, "", false, "dump", "--format", "hash", path); err == nil {
+				t.Error("dump --format hash read a cdb/lmdb file")
+			}
+			// put into a new map picks the format from the name.
+			fresh := filepath.Join(dir, "fresh"+tc.format.Extension())
+			if _, _, err := runAccess(t, "", false, "put", fresh, "Host.Example", "REJECT"); err != nil {
+				t.Fatal(err)
+			}
+			if m, err := mapfile.ReadFile(fresh, tc.format, false); err != nil || len(m.Entries()) != 1 {
+				t.Errorf("put into a new %v map: %v", tc.format, err)
+			}
+			if out, _, _ := runAccess(t, "", false, "get", fresh, "host.example"); out != "REJECT\n" {
+				t.Errorf("get from the new map = %q", out)
+			}
+		})
+	}
+}
+
+func TestAccessFormatErrors(t *testing.T) {
+	dir := t.TempDir()
+	noext := filepath.Join(dir, "popgate")
+	if _, _, err := runAccess(t, "a OK\n", false, "make", "--format", "cdb", noext); err != nil {
+		t.Fatal(err)
+	}
+	// cdb has no magic number: without the name or --format it is unknown.
+	if _, _, err := runAccess(t, "", false, "list", noext); err == nil || !strings.Contains(err.Error(), "not named *.cdb") {
+		t.Errorf("list of an unnamed cdb = %v", err)
+	}
+	if out, _, err := runAccess(t, "", false, "get", "--format", "cdb", noext, "a"); err != nil || out != "OK\n" {
+		t.Errorf("get --format cdb = %q, %v", out, err)
+	}
+	if _, _, err := runAccess(t, "", false, "list", "--format", "gdbm", noext); err == nil || !strings.Contains(err.Error(), "unknown format") {
+		t.Errorf("bad --format = %v", err)
+	}
+	if _, _, err := runAccess(t, "a 1\nA 2\n", false, "make", filepath.Join(dir, "dup.lmdb")); err == nil || !strings.Contains(err.Error(), "duplicate key") {
+		t.Errorf("make with a duplicate = %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "dup.lmdb")); !errors.Is(err, os.ErrNotExist) {
+		t.Error("a failed make left a file behind")
 	}
 }

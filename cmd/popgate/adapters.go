@@ -17,6 +17,7 @@ import (
 
 	"github.com/popgate/popgate/acl"
 	"github.com/popgate/popgate/acl/accessdb"
+	"github.com/popgate/popgate/acl/mapfile"
 	"github.com/popgate/popgate/auth"
 	"github.com/popgate/popgate/maildir"
 	"github.com/popgate/popgate/pop3"
@@ -332,10 +333,11 @@ func (b *bouncer) Inject(ctx context.Context, from string, to []string, r io.Rea
 	return nil
 }
 
-// mapWriter writes acl's mirror entries with acl/accessdb, in the format
-// configured for each path.
+// mapWriter writes acl's mirror entries with acl/mapfile, in the format
+// configured for each path: hash in place under flock, cdb and lmdb by
+// rename, with postmap's key form (NUL-terminated in lmdb).
 type mapWriter struct {
-	formats map[string]accessdb.Format
+	formats map[string]mapfile.Format
 	now     func() time.Time
 }
 
@@ -346,5 +348,6 @@ func (w mapWriter) WriteMap(path string, entries []acl.MapEntry) error {
 	for i, e := range entries {
 		es[i] = accessdb.Entry{Key: []byte(e.Key), Value: []byte(e.Value)}
 	}
-	return accessdb.WriteFile(path, es, w.formats[path], w.now)
+	f := w.formats[path]
+	return mapfile.WriteFile(path, mapfile.PostmapForm(f, es), f, w.now)
 }

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/popgate/popgate/acl"
-	"github.com/popgate/popgate/acl/accessdb"
+	"github.com/popgate/popgate/acl/mapfile"
 	"github.com/popgate/popgate/auth"
 	"github.com/spf13/afero"
 )
@@ -34,11 +34,12 @@ func checkFiles(cfg *Config, logw io.Writer) error {
 		}
 	}
 	for _, m := range cfg.Relay.Mirror {
-		// An existing map must be one popgate can rewrite in place.
+		// An existing map must be one popgate can read in its format.
 		if _, err := os.Stat(m.Path); err != nil {
 			continue
 		}
-		if _, err := accessdb.ReadFile(m.Path); err != nil {
+		format, _ := mapfile.ParseFormat(m.Format) // validated by loadConfig
+		if _, err := mapfile.ReadFile(m.Path, format, false); err != nil {
 			return fmt.Errorf("relay.mirror %s: %w", m.Path, err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/popgate/popgate/acl/mapfile"
 	"github.com/popgate/popgate/smtp"
 )
 
@@ -114,9 +115,9 @@ type RelayConfig struct {
 
 // MirrorConfig is one access.db-style output.
 type MirrorConfig struct {
-	Path   string `toml:"path" doc:"The map file itself, e.g. /etc/mail/access.db."`
+	Path   string `toml:"path" doc:"The map file itself, e.g. /etc/mail/access.db; for cdb and lmdb the name ends in .cdb or .lmdb (cdb:/etc/postfix/popgate reads /etc/postfix/popgate.cdb)."`
 	Flavor string `toml:"flavor" doc:"\"sendmail\" (value RELAY, IPv6 keys ipv6:full-form) or \"postfix\" (value OK, compressed IPv6)."`
-	Format string `toml:"format" doc:"\"hash\" (Berkeley DB 5.x hash) or \"hash185\" (DB 1.85 hash, BSD base systems)."`
+	Format string `toml:"format" doc:"\"hash\" (Berkeley DB 5.x hash, rewritten in place), \"hash185\" (DB 1.85 hash, BSD base systems), \"cdb\" (Postfix cdb:, sendmail 8.16+ cdb) or \"lmdb\" (Postfix lmdb:; machine byte order); cdb and lmdb files are replaced by rename."`
 }
 
 // QueueConfig configures outbound delivery.
@@ -341,10 +342,15 @@ func (c *Config) validate(file string, pos map[string]int) error {
 		default:
 			return fail("relay.mirror.flavor", "%s: %q: want \"sendmail\" or \"postfix\"", key, m.Flavor)
 		}
-		switch m.Format {
-		case "hash", "hash185":
-		default:
-			return fail("relay.mirror.format", "%s: %q: want \"hash\" or \"hash185\"", key, m.Format)
+		format, err := mapfile.ParseFormat(m.Format)
+		if err != nil {
+			return fail("relay.mirror.format", "%s: %q: want %s", key, m.Format, mapfile.Formats)
+		}
+		if ext := format.Extension(); (format == mapfile.CDB || format == mapfile.LMDB) && !strings.HasSuffix(m.Path, ext) {
+			return fail("relay.mirror.path", "%s: %s maps are files named *%s (Postfix and sendmail add it to the map name), not %s", key, format, ext, m.Path)
+		}
+		if format == mapfile.LMDB && m.Flavor == "sendmail" {
+			return fail("relay.mirror.format", "%s: sendmail has no lmdb map type: use flavor \"postfix\", or format \"hash\" or \"cdb\" for sendmail", key)
 		}
 		if st, err := os.Stat(filepath.Dir(m.Path)); err != nil || !st.IsDir() {
 			return fail("relay.mirror.path", "%s: directory of %s does not exist", key, m.Path)

@@ -52,6 +52,16 @@ path = "`+dir+`/postfix-access.db"
 flavor = "postfix"
 format = "hash"
 
+[[relay.mirror]]
+path = "`+dir+`/popgate.cdb"
+flavor = "sendmail"
+format = "cdb"
+
+[[relay.mirror]]
+path = "`+dir+`/popgate.lmdb"
+flavor = "postfix"
+format = "lmdb"
+
 [queue]
 smarthost = "smtp.example.net:587"
 min_retry = "1s"
@@ -72,7 +82,7 @@ min_retry = "1s"
 	if got := cfg.Relay.NeverGrant[1].String(); got != "2001:db8::1/128" {
 		t.Errorf("bare address parsed as %s, want a /128", got)
 	}
-	if len(cfg.Relay.Mirror) != 2 || cfg.Relay.Mirror[1].Flavor != "postfix" {
+	if len(cfg.Relay.Mirror) != 4 || cfg.Relay.Mirror[1].Flavor != "postfix" || cfg.Relay.Mirror[3].Format != "lmdb" {
 		t.Errorf("mirrors = %+v", cfg.Relay.Mirror)
 	}
 	// Keys not in the file keep their defaults.
@@ -103,6 +113,9 @@ func TestConfigBad(t *testing.T) {
 		{"short idle", "[pop3]\nidle_timeout = \"1m\"\n", ":2: pop3.idle_timeout: 1m0s is shorter than the 10 minutes"},
 		{"bad flavor", "[[relay.mirror]]\npath = \"" + dir + "/a.db\"\nflavor = \"exim\"\nformat = \"hash\"\n", `:3: relay.mirror.flavor: relay.mirror[0]: "exim"`},
 		{"bad format", "[[relay.mirror]]\npath = \"" + dir + "/a.db\"\nflavor = \"postfix\"\nformat = \"btree\"\n", `relay.mirror.format`},
+		{"cdb name", "[[relay.mirror]]\npath = \"" + dir + "/popgate\"\nflavor = \"postfix\"\nformat = \"cdb\"\n", `relay.mirror.path: relay.mirror[0]: cdb maps are files named *.cdb`},
+		{"lmdb name", "[[relay.mirror]]\npath = \"" + dir + "/popgate.db\"\nflavor = \"postfix\"\nformat = \"lmdb\"\n", `lmdb maps are files named *.lmdb`},
+		{"sendmail lmdb", "[[relay.mirror]]\npath = \"" + dir + "/access.lmdb\"\nflavor = \"sendmail\"\nformat = \"lmdb\"\n", `sendmail has no lmdb map type`},
 		{"mirror dir missing", "[[relay.mirror]]\npath = \"/nonexistent/dir/a.db\"\nflavor = \"postfix\"\nformat = \"hash\"\n", "directory of /nonexistent/dir/a.db does not exist"},
 		{"no domains", "domains = []\n", ":1: domains: at least one local domain"},
 		{"sendmail socket too long", "[sendmail]\nsocket = \"/" + strings.Repeat("s", 120) + "\"\n", ":2: sendmail.socket: /sss"},
@@ -249,4 +262,34 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("accepted an invalid configuration: %+v", cfg)
 		}
 	})
+}
+
+// TestCheckReadsCDBAndLMDBMirrors: `popgate check` reads an existing cdb
+// or lmdb mirror in its configured format and names a corrupt one.
+func TestCheckReadsCDBAndLMDBMirrors(t *testing.T) {
+	for _, format := range []string{"cdb", "lmdb"} {
+		t.Run(format, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "popgate."+format)
+			p := writeFile(t, dir, "popgate.toml", "data_dir = \""+dir+"\"\n[[relay.mirror]]\npath = \""+path+
+				"\"\nflavor = \"postfix\"\nformat = \""+format+"\"\n")
+			check := func() (int, string) {
+				var out, errb bytes.Buffer
+				code := run(context.Background(), &env{stdout: &out, stderr: &errb}, []string{"check", "--config", p})
+				return code, errb.String()
+			}
+			if _, _, err := runAccess(t, "192.0.2.7 OK\n", false, "make", path); err != nil {
+				t.Fatal(err)
+			}
+			if code, stderr := check(); code != 0 {
+				t.Fatalf("check of a good %s mirror: exit %d\n%s", format, code, stderr)
+			}
+			if err := os.WriteFile(path, bytes.Repeat([]byte{7}, 8192), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if code, stderr := check(); code != 1 || !strings.Contains(stderr, path) || !strings.Contains(stderr, "corrupt") {
+				t.Errorf("check of a corrupt %s mirror: exit %d, stderr %q", format, code, stderr)
+			}
+		})
+	}
 }

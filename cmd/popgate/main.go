@@ -56,7 +56,7 @@ func commands() map[string]command {
 		"check":    {"validate the configuration and the files it names", checkCommand},
 		"serve":    {"run every listener until SIGINT or SIGTERM", serveCommand},
 		"user":     {"add|passwd|del|list: manage the users file", userCommand},
-		"access":   {"list|get|put|del|dump|make|why: read and edit sendmail hash maps", accessRouter},
+		"access":   {"list|get|put|del|dump|make|why: read and edit sendmail and Postfix maps (hash, cdb, lmdb)", accessRouter},
 		"grants":   {"list|revoke|revoke-user: POP-before-SMTP grants of the running server", grantsCommand},
 		"queue":    {"list|flush|del: the running server's outbound queue", queueCommand},
 		"health":   {"exit 0 when the running server answers", healthCommand},

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/popgate/popgate/acl"
-	"github.com/popgate/popgate/acl/accessdb"
+	"github.com/popgate/popgate/acl/mapfile"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -349,7 +349,7 @@ popgate_queue_oldest_seconds 90
 	var tick time.Time
 	now := func() time.Time { tick = tick.Add(30 * time.Millisecond); return tick }
 	path := filepath.Join(t.TempDir(), "access.db")
-	w := m.mapWriter(mapWriter{formats: map[string]accessdb.Format{path: accessdb.Hash}, now: time.Now}, now)
+	w := m.mapWriter(mapWriter{formats: map[string]mapfile.Format{path: mapfile.Hash}, now: time.Now}, now)
 	if err := w.WriteMap(path, []acl.MapEntry{{Key: "connect:192.0.2.7", Value: "RELAY"}}); err != nil {
 		t.Fatal(err)
 	}

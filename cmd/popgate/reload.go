@@ -8,7 +8,7 @@ import (
 	"sync"
 
 	"github.com/popgate/popgate/acl"
-	"github.com/popgate/popgate/acl/accessdb"
+	"github.com/popgate/popgate/acl/mapfile"
 	"github.com/popgate/popgate/smtp/aliases"
 	"github.com/spf13/afero"
 )
@@ -131,11 +131,11 @@ func (s *services) startMirror(ctx context.Context, rs *relayState, prev *mirror
 	if len(rs.cfg.Relay.Mirror) == 0 {
 		return nil
 	}
-	w := mapWriter{formats: map[string]accessdb.Format{}, now: s.now}
+	w := mapWriter{formats: map[string]mapfile.Format{}, now: s.now}
 	writer := s.metrics.mapWriter(w, nil)
 	var targets []acl.MirrorTarget
 	for _, m := range rs.cfg.Relay.Mirror {
-		w.formats[m.Path], _ = accessdb.ParseFormat(m.Format) // validated by loadConfig
+		w.formats[m.Path], _ = mapfile.ParseFormat(m.Format) // validated by loadConfig
 		targets = append(targets, acl.MirrorTarget{Path: m.Path, Flavor: m.Flavor})
 	}
 	mirror := acl.NewMirror(acl.MirrorConfig{Targets: targets, Rules: rs.rules, Grants: s.grants,
