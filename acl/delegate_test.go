@@ -70,7 +70,7 @@ func TestSendmailMapValue(t *testing.T) {
 		t.Fatalf("mirror entries: %v", want)
 	}
 	for _, k := range []string{
-		"CONNECT:198.51.100.8",            // case-folded like makemap
+		"CONNECT:198.51.100.8",              // case-folded like makemap
 		"connect:ipv6:2001:db8:0:0:1:0:0:9", // full form
 	} {
 		if got, ok := SendmailMapValue(rules, grants, k); !ok || got != "RELAY" {

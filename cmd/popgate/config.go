@@ -23,16 +23,18 @@ type Config struct {
 	Domains  []string `toml:"domains" doc:"Local domains: mail for them is delivered into maildirs; anything else is relayed only when allowed."`
 	DataDir  string   `toml:"data_dir" doc:"Directory for mail/<domain>/<user>/{cur,new,tmp}, queue/ and state/. Relative paths are relative to the working directory."`
 
-	Log     LogConfig     `toml:"log"`
-	Users   UsersConfig   `toml:"users"`
-	TLS     TLSConfig     `toml:"tls"`
-	POP3    POP3Config    `toml:"pop3"`
-	SMTP    SMTPConfig    `toml:"smtp"`
-	Relay   RelayConfig   `toml:"relay"`
-	Queue   QueueConfig   `toml:"queue"`
-	Metrics MetricsConfig `toml:"metrics"`
-	Control ControlConfig `toml:"control"`
-	Process ProcessConfig `toml:"process"`
+	Log       LogConfig       `toml:"log"`
+	Users     UsersConfig     `toml:"users"`
+	TLS       TLSConfig       `toml:"tls"`
+	POP3      POP3Config      `toml:"pop3"`
+	SMTP      SMTPConfig      `toml:"smtp"`
+	Relay     RelayConfig     `toml:"relay"`
+	Queue     QueueConfig     `toml:"queue"`
+	Policy    PolicyConfig    `toml:"policy"`
+	Socketmap SocketmapConfig `toml:"socketmap"`
+	Metrics   MetricsConfig   `toml:"metrics"`
+	Control   ControlConfig   `toml:"control"`
+	Process   ProcessConfig   `toml:"process"`
 }
 
 // ProcessConfig says whom popgate runs as once its ports are bound.
@@ -109,6 +111,16 @@ type QueueConfig struct {
 	MaxAge    Duration `toml:"max_age" doc:"Give up and bounce a message still undelivered after this long."`
 }
 
+// PolicyConfig configures the Postfix policy delegation server.
+type PolicyConfig struct {
+	Listen []string `toml:"listen" doc:"Postfix policy delegation server (check_policy_service): \"host:port\" or \"unix:/path\". It answers OK for a client with a live POP3 grant or a RELAY rule, DUNNO otherwise, and the rule's reply for REJECT/ERROR rules. Empty: off."`
+}
+
+// SocketmapConfig configures the socket map server.
+type SocketmapConfig struct {
+	Listen []string `toml:"listen" doc:"Socket map server (sendmail's socket map class, Postfix's socketmap: table) answering the map \"access\" with the sendmail mirror's keys and values, live: \"host:port\" or \"unix:/path\". Empty: off."`
+}
+
 // MetricsConfig configures the Prometheus endpoint.
 type MetricsConfig struct {
 	Listen string `toml:"listen" doc:"Address for Prometheus /metrics, e.g. 127.0.0.1:9154. Empty: off."`
@@ -162,6 +174,8 @@ func defaultConfig() *Config {
 			MinRetry: Duration{5 * time.Minute},
 			MaxAge:   Duration{120 * time.Hour},
 		},
+		Policy:    PolicyConfig{Listen: []string{}},
+		Socketmap: SocketmapConfig{Listen: []string{}},
 	}
 }
 
@@ -342,6 +356,17 @@ func (c *Config) checkListeners(fail func(key, format string, args ...any) error
 	total := 0
 	for _, l := range c.listeners() {
 		for _, addr := range l.addrs {
+			if path, ok := strings.CutPrefix(addr, "unix:"); ok && l.unixOK {
+				if !filepath.IsAbs(path) {
+					return fail(l.key, "%q: a unix socket needs an absolute path", addr)
+				}
+				if other, dup := seen[addr]; dup {
+					return fail(l.key, "%s is also used by %s", addr, other)
+				}
+				seen[addr] = l.key
+				total++
+				continue
+			}
 			host, port, err := net.SplitHostPort(addr)
 			if err != nil {
 				return fail(l.key, "%q is not host:port", addr)
@@ -373,17 +398,20 @@ func (c *Config) checkListeners(fail func(key, format string, args ...any) error
 }
 
 type listenerSet struct {
-	key   string
-	addrs []string
+	key    string
+	addrs  []string
+	unixOK bool // "unix:/path" is allowed too
 }
 
 func (c *Config) listeners() []listenerSet {
 	return []listenerSet{
-		{"pop3.listen", c.POP3.Listen},
-		{"pop3.listen_tls", c.POP3.ListenTLS},
-		{"smtp.listen", c.SMTP.Listen},
-		{"smtp.submission", c.SMTP.Submission},
-		{"smtp.submissions", c.SMTP.Submissions},
+		{"pop3.listen", c.POP3.Listen, false},
+		{"pop3.listen_tls", c.POP3.ListenTLS, false},
+		{"smtp.listen", c.SMTP.Listen, false},
+		{"smtp.submission", c.SMTP.Submission, false},
+		{"smtp.submissions", c.SMTP.Submissions, false},
+		{"policy.listen", c.Policy.Listen, true},
+		{"socketmap.listen", c.Socketmap.Listen, true},
 	}
 }
 

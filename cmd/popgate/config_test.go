@@ -110,6 +110,10 @@ func TestConfigBad(t *testing.T) {
 		{"smarthost", "[queue]\nsmarthost = \"relay.example.net\"\n", `:2: queue.smarthost: "relay.example.net" is not host:port`},
 		{"max age < retry", "[queue]\nmin_retry = \"2h\"\nmax_age = \"1h\"\n", "queue.max_age: 1h0m0s is shorter than queue.min_retry"},
 		{"log format", "[log]\nformat = \"xml\"\n", `:2: log.format: "xml"`},
+		{"policy relative unix", "[policy]\nlisten = [\"unix:policy.sock\"]\n", `:2: policy.listen: "unix:policy.sock": a unix socket needs an absolute path`},
+		{"policy not hostport", "[policy]\nlisten = [\"9998\"]\n", `:2: policy.listen: "9998" is not host:port`},
+		{"socketmap conflict", "[socketmap]\nlisten = [\"127.0.0.1:2525\"]\n", "127.0.0.1:2525 is also used by"},
+		{"unix on pop3", "[pop3]\nlisten = [\"unix:/run/pop3.sock\"]\n", `pop3.listen: "unix:/run/pop3.sock": listen on an IP address`},
 		{"no listeners", "[pop3]\nlisten = []\n[smtp]\nlisten = []\nsubmission = []\n", "no listeners at all"},
 	}
 	for _, tc := range cases {
