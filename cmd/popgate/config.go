@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/popgate/popgate/smtp/queue"
 )
 
 // Config is popgate's whole configuration: one TOML file in which every key
@@ -106,9 +107,10 @@ type MirrorConfig struct {
 
 // QueueConfig configures outbound delivery.
 type QueueConfig struct {
-	Smarthost string   `toml:"smarthost" doc:"host:port to relay all outbound mail through. Empty: deliver to the recipient domain's MX."`
-	MinRetry  Duration `toml:"min_retry" doc:"First retry after a temporary failure; the interval doubles each time."`
-	MaxAge    Duration `toml:"max_age" doc:"Give up and bounce a message still undelivered after this long."`
+	Smarthost string            `toml:"smarthost" doc:"host:port to relay all outbound mail through. Empty: deliver to the recipient domain's MX."`
+	Routes    map[string]string `toml:"routes" doc:"Per-domain routes, like sendmail's mailertable: { \"example.net\" = \"mx.example.net:25\", \".example.org\" = \"hub.example.org:2525\" }. A key is that domain only; \".domain\" is every domain below it. The host:port is dialled as it is (no MX lookup) and wins over smarthost."`
+	MinRetry  Duration          `toml:"min_retry" doc:"First retry after a temporary failure; the interval doubles each time."`
+	MaxAge    Duration          `toml:"max_age" doc:"Give up and bounce a message still undelivered after this long."`
 }
 
 // PolicyConfig configures the Postfix policy delegation server.
@@ -173,6 +175,7 @@ func defaultConfig() *Config {
 		Queue: QueueConfig{
 			MinRetry: Duration{5 * time.Minute},
 			MaxAge:   Duration{120 * time.Hour},
+			Routes:   map[string]string{},
 		},
 		Policy:    PolicyConfig{Listen: []string{}},
 		Socketmap: SocketmapConfig{Listen: []string{}},
@@ -315,6 +318,9 @@ func (c *Config) validate(file string, pos map[string]int) error {
 		if _, _, err := net.SplitHostPort(c.Queue.Smarthost); err != nil {
 			return fail("queue.smarthost", "%q is not host:port", c.Queue.Smarthost)
 		}
+	}
+	if err := queue.CheckRoutes(c.Queue.Routes); err != nil {
+		return fail("queue.routes", "%s", strings.TrimPrefix(err.Error(), "queue: config: "))
 	}
 	for i, m := range c.Relay.Mirror {
 		key := fmt.Sprintf("relay.mirror[%d]", i)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 
@@ -94,7 +95,8 @@ func restartOnly(old, cfg *Config) []string {
 	if old.Relay.PopTTL != cfg.Relay.PopTTL || !slices.Equal(old.Relay.NeverGrant, cfg.Relay.NeverGrant) {
 		keys = append(keys, "relay.pop_ttl/never_grant")
 	}
-	if old.Queue != cfg.Queue {
+	if old.Queue.Smarthost != cfg.Queue.Smarthost || old.Queue.MinRetry != cfg.Queue.MinRetry ||
+		old.Queue.MaxAge != cfg.Queue.MaxAge || !maps.Equal(old.Queue.Routes, cfg.Queue.Routes) {
 		keys = append(keys, "queue")
 	}
 	return keys

@@ -142,6 +142,7 @@ func assemble(cfg *Config, opt options) (_ *services, err error) {
 		Fs:        fs,
 		Hostname:  cfg.Hostname,
 		Smarthost: cfg.Queue.Smarthost,
+		Routes:    cfg.Queue.Routes,
 		MinRetry:  cfg.Queue.MinRetry.Duration,
 		MaxAge:    cfg.Queue.MaxAge.Duration,
 		Now:       now,
