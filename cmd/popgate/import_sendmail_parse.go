@@ -100,8 +100,9 @@ func (im *smImport) addDomain(d string) bool {
 }
 
 // addAccess adds one access rule after checking it with popgate's own
-// parser; a rule whose key is already there is skipped.
-func (im *smImport) addAccess(file string, n int, src, key, value string) {
+// parser; a rule whose key is already there is skipped. It reports
+// whether the rule was added.
+func (im *smImport) addAccess(file string, n int, src, key, value string) bool {
 	line := key + "\t" + value
 	rules, err := acl.ParseRulesString(line)
 	if err != nil {
@@ -110,15 +111,16 @@ func (im *smImport) addAccess(file string, n int, src, key, value string) {
 			err = errors.New(pe.Msg)
 		}
 		im.skip(file, n, src, "popgate cannot read it as an access rule (%v)", err)
-		return
+		return false
 	}
 	mk := rules.List()[0].MapKey()
 	if where, dup := im.accessKeys[mk]; dup {
 		im.skip(file, n, src, "key %s already set by %s", key, where)
-		return
+		return false
 	}
 	im.accessKeys[mk] = fmt.Sprintf("%s:%d", file, n)
 	im.access = append(im.access, line)
+	return true
 }
 
 // addAlias adds one aliases(5) entry after checking it with popgate's own
@@ -196,8 +198,9 @@ func (im *smImport) readRelayDomains() error {
 			im.addAccess(file, n, line, "Connect:"+d, "RELAY")
 			return
 		}
-		im.addAccess(file, n, line, "To:"+d, "RELAY")
-		im.addAccess(file, n, line, "Connect:"+d, "RELAY")
+		if im.addAccess(file, n, line, "To:"+d, "RELAY") {
+			im.addAccess(file, n, line, "Connect:"+d, "RELAY")
+		}
 	})
 }
 

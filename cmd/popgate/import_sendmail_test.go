@@ -44,6 +44,7 @@ func TestImportSendmail(t *testing.T) {
 		"local-host-names:5",                  // [192.0.2.10]
 		"sendmail.cf:46",                      // Cwbad@name
 		"access:12", "access:13", "access:14", // duplicate, '#' after value, QUARANTINE
+		"relay-domains:4",                                    // *.bad.example, once
 		"mailertable:6",                                      // uucp-dom
 		"aliases:7", "aliases:8", "aliases:10", "aliases:11", // pipe, file, no colon, duplicate
 		"virtusertable:8", "virtusertable:9", "virtusertable:10", // remote, plus-detail, %2
@@ -51,7 +52,7 @@ func TestImportSendmail(t *testing.T) {
 	if !slices.Equal(reported, want) {
 		t.Errorf("reported lines:\n%q\nwant:\n%q\nstderr:\n%s", reported, want, stderr)
 	}
-	if !strings.Contains(stderr, "13 line(s) not carried over") {
+	if !strings.Contains(stderr, "14 line(s) not carried over") {
 		t.Errorf("no count in:\n%s", stderr)
 	}
 	if !strings.Contains(stdout, "mailertable:3: hub.corp.example:2526 was looked up by MX") {
