@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -93,7 +92,7 @@ func importSendmail(_ context.Context, e *env, args []string) error {
 // write writes the three files into dir and returns the configuration's
 // path.
 func (im *smImport) write(dir, dataDir string) (string, error) {
-	stamp := fmt.Sprintf("# Written by `popgate import sendmail --from %s` on %s.\n", im.from, time.Now().UTC().Format(time.RFC3339))
+	stamp := fmt.Sprintf("# Written by `popgate import sendmail --from %s` on %s.\n", tomlQuote(im.from), time.Now().UTC().Format(time.RFC3339))
 	files := map[string]string{}
 	if len(im.access) > 0 {
 		files["access"] = stamp + "# The access rules popgate could read, then relay-domains, virtusertable and\n" +
@@ -107,17 +106,17 @@ func (im *smImport) write(dir, dataDir string) (string, error) {
 	b.WriteString(stamp)
 	b.WriteString("# Check it with `popgate check --config " + filepath.Join(dir, "popgate.toml") + "`.\n")
 	fmt.Fprintf(&b, "domains = %s\n", tomlStrings(im.domains))
-	fmt.Fprintf(&b, "data_dir = %s\n", strconv.Quote(dataDir))
+	fmt.Fprintf(&b, "data_dir = %s\n", tomlQuote(dataDir))
 	if _, ok := files["aliases"]; ok {
-		fmt.Fprintf(&b, "\n[users]\naliases = %s\n", strconv.Quote(filepath.Join(dir, "aliases")))
+		fmt.Fprintf(&b, "\n[users]\naliases = %s\n", tomlQuote(filepath.Join(dir, "aliases")))
 	}
 	if _, ok := files["access"]; ok {
-		fmt.Fprintf(&b, "\n[relay]\naccess_file = %s\n", strconv.Quote(filepath.Join(dir, "access")))
+		fmt.Fprintf(&b, "\n[relay]\naccess_file = %s\n", tomlQuote(filepath.Join(dir, "access")))
 	}
 	if im.smarthost != "" || len(im.routes) > 0 {
 		b.WriteString("\n[queue]\n")
 		if im.smarthost != "" {
-			fmt.Fprintf(&b, "smarthost = %s\n", strconv.Quote(im.smarthost))
+			fmt.Fprintf(&b, "smarthost = %s\n", tomlQuote(im.smarthost))
 		}
 		if len(im.routes) > 0 {
 			b.WriteString("\n[queue.routes]  # from mailertable\n")
@@ -127,7 +126,7 @@ func (im *smImport) write(dir, dataDir string) (string, error) {
 			}
 			slices.Sort(keys)
 			for _, k := range keys {
-				fmt.Fprintf(&b, "%s = %s\n", strconv.Quote(k), strconv.Quote(im.routes[k]))
+				fmt.Fprintf(&b, "%s = %s\n", tomlQuote(k), tomlQuote(im.routes[k]))
 			}
 		}
 	}
@@ -148,10 +147,30 @@ func (im *smImport) write(dir, dataDir string) (string, error) {
 	return filepath.Join(dir, "popgate.toml"), nil
 }
 
+// tomlQuote writes s as a TOML basic string. Go's strconv.Quote is not
+// TOML: it writes escapes such as \a that TOML does not have.
+func tomlQuote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, "\\u%04X", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
 func tomlStrings(ss []string) string {
 	q := make([]string, len(ss))
 	for i, s := range ss {
-		q[i] = strconv.Quote(s)
+		q[i] = tomlQuote(s)
 	}
 	return "[" + strings.Join(q, ", ") + "]"
 }

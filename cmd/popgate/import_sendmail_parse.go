@@ -89,7 +89,7 @@ func (im *smImport) eachLine(name string, fn func(n int, line string)) error {
 // cannot use as a domain.
 func (im *smImport) addDomain(d string) bool {
 	d = strings.TrimSuffix(strings.ToLower(d), ".")
-	if d == "" || strings.ContainsAny(d, " \t\r\n@/[]:\"") {
+	if !isHostName(d) {
 		return false
 	}
 	if !im.domainSet[d] {
@@ -456,8 +456,22 @@ func (im *smImport) readMailertable() error {
 	})
 }
 
-func validRouteDomain(d string) bool {
-	return d != "" && !strings.ContainsAny(d, " \t@[]:/\"") && !strings.HasPrefix(d, ".")
+func validRouteDomain(d string) bool { return isHostName(d) }
+
+// isHostName accepts the names sendmail's files hold for hosts and
+// domains: lowercase letters, digits, '-', '_' and dots between labels
+// (internationalised names are written in their xn-- form).
+func isHostName(s string) bool {
+	if s == "" || len(s) > 253 || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // mailerHost reads a mailer host as sendmail writes it: "[host]" (no MX
@@ -489,15 +503,12 @@ func mailerHost(s string) (hostport string, direct bool, err error) {
 	if strings.Trim(port, "0123456789") != "" || port == "" || len(port) > 5 {
 		return "", false, fmt.Errorf("%q: %q is not a port (several hosts are not supported)", s, port)
 	}
-	if host == "" || strings.ContainsAny(host, " \t[]@/") {
-		return "", false, fmt.Errorf("%q: bad host", s)
-	}
 	if a, err := netip.ParseAddr(host); err == nil {
 		direct = true
 		return net.JoinHostPort(a.String(), port), direct, nil
 	}
-	if strings.Contains(host, ":") {
+	if host = strings.ToLower(host); !isHostName(host) {
 		return "", false, fmt.Errorf("%q: bad host", s)
 	}
-	return strings.ToLower(host) + ":" + port, direct, nil
+	return host + ":" + port, direct, nil
 }

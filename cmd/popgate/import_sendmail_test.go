@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/BurntSushi/toml"
 	"github.com/popgate/popgate/auth"
 )
 
@@ -251,4 +252,13 @@ func readText(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+func TestTOMLQuote(t *testing.T) {
+	for _, s := range []string{"plain", `a"b\c`, "bell\a", "tab\tnl\n", "del\x7f", "ünïcode"} {
+		var v struct{ K string }
+		if _, err := toml.Decode("K = "+tomlQuote(s), &v); err != nil || v.K != s {
+			t.Errorf("tomlQuote(%q) = %s: decodes to %q, %v", s, tomlQuote(s), v.K, err)
+		}
+	}
 }
