@@ -24,18 +24,20 @@ type Config struct {
 	Domains  []string `toml:"domains" doc:"Local domains: mail for them is delivered into maildirs; anything else is relayed only when allowed."`
 	DataDir  string   `toml:"data_dir" doc:"Directory for mail/<domain>/<user>/{cur,new,tmp}, queue/ and state/. Relative paths are relative to the working directory."`
 
-	Log       LogConfig       `toml:"log"`
-	Users     UsersConfig     `toml:"users"`
-	TLS       TLSConfig       `toml:"tls"`
-	POP3      POP3Config      `toml:"pop3"`
-	SMTP      SMTPConfig      `toml:"smtp"`
-	Relay     RelayConfig     `toml:"relay"`
-	Queue     QueueConfig     `toml:"queue"`
+	Log     LogConfig     `toml:"log"`
+	Users   UsersConfig   `toml:"users"`
+	TLS     TLSConfig     `toml:"tls"`
+	POP3    POP3Config    `toml:"pop3"`
+	SMTP    SMTPConfig    `toml:"smtp"`
+	Relay   RelayConfig   `toml:"relay"`
+	Queue   QueueConfig   `toml:"queue"`
+	Metrics MetricsConfig `toml:"metrics"`
+	Control ControlConfig `toml:"control"`
+	Process ProcessConfig `toml:"process"`
+
+	// Live lookups for a sendmail or Postfix beside popgate.
 	Policy    PolicyConfig    `toml:"policy"`
 	Socketmap SocketmapConfig `toml:"socketmap"`
-	Metrics   MetricsConfig   `toml:"metrics"`
-	Control   ControlConfig   `toml:"control"`
-	Process   ProcessConfig   `toml:"process"`
 }
 
 // ProcessConfig says whom popgate runs as once its ports are bound.
@@ -107,10 +109,11 @@ type MirrorConfig struct {
 
 // QueueConfig configures outbound delivery.
 type QueueConfig struct {
-	Smarthost string            `toml:"smarthost" doc:"host:port to relay all outbound mail through. Empty: deliver to the recipient domain's MX."`
-	Routes    map[string]string `toml:"routes" doc:"Per-domain routes, like sendmail's mailertable: { \"example.net\" = \"mx.example.net:25\", \".example.org\" = \"hub.example.org:2525\" }. A key is that domain only; \".domain\" is every domain below it. The host:port is dialled as it is (no MX lookup) and wins over smarthost."`
-	MinRetry  Duration          `toml:"min_retry" doc:"First retry after a temporary failure; the interval doubles each time."`
-	MaxAge    Duration          `toml:"max_age" doc:"Give up and bounce a message still undelivered after this long."`
+	Smarthost string   `toml:"smarthost" doc:"host:port to relay all outbound mail through. Empty: deliver to the recipient domain's MX."`
+	MinRetry  Duration `toml:"min_retry" doc:"First retry after a temporary failure; the interval doubles each time."`
+	MaxAge    Duration `toml:"max_age" doc:"Give up and bounce a message still undelivered after this long."`
+
+	Routes map[string]string `toml:"routes" doc:"Per-domain routes, like sendmail's mailertable: { \"example.net\" = \"mx.example.net:25\", \".example.org\" = \"hub.example.org:2525\" }. A key is that domain only; \".domain\" is every domain below it. The host:port is dialled as it is (no MX lookup) and wins over smarthost."`
 }
 
 // PolicyConfig configures the Postfix policy delegation server.
