@@ -365,7 +365,7 @@ func (c *Config) checkListeners(fail func(key, format string, args ...any) error
 	total := 0
 	for _, l := range c.listeners() {
 		for _, addr := range l.addrs {
-			if path, ok := strings.CutPrefix(addr, "unix:"); ok && l.unixOK {
+			if path, ok := strings.CutPrefix(addr, "unix:"); ok && l.unixOK() {
 				if !filepath.IsAbs(path) {
 					return fail(l.key, "%q: a unix socket needs an absolute path", addr)
 				}
@@ -407,20 +407,25 @@ func (c *Config) checkListeners(fail func(key, format string, args ...any) error
 }
 
 type listenerSet struct {
-	key    string
-	addrs  []string
-	unixOK bool // "unix:/path" is allowed too
+	key   string
+	addrs []string
+}
+
+// unixOK reports whether the set's listeners may be "unix:/path" too:
+// the lookup servers', which a local MTA reaches over a unix socket.
+func (l listenerSet) unixOK() bool {
+	return l.key == "policy.listen" || l.key == "socketmap.listen"
 }
 
 func (c *Config) listeners() []listenerSet {
 	return []listenerSet{
-		{"pop3.listen", c.POP3.Listen, false},
-		{"pop3.listen_tls", c.POP3.ListenTLS, false},
-		{"smtp.listen", c.SMTP.Listen, false},
-		{"smtp.submission", c.SMTP.Submission, false},
-		{"smtp.submissions", c.SMTP.Submissions, false},
-		{"policy.listen", c.Policy.Listen, true},
-		{"socketmap.listen", c.Socketmap.Listen, true},
+		{"pop3.listen", c.POP3.Listen},
+		{"pop3.listen_tls", c.POP3.ListenTLS},
+		{"smtp.listen", c.SMTP.Listen},
+		{"smtp.submission", c.SMTP.Submission},
+		{"smtp.submissions", c.SMTP.Submissions},
+		{"policy.listen", c.Policy.Listen},
+		{"socketmap.listen", c.Socketmap.Listen},
 	}
 }
 
