@@ -191,7 +191,8 @@ func TestInteropPostfixPolicyService(t *testing.T) {
 	t.Cleanup(func() { _ = sink.Process.Kill(); _ = sink.Wait() })
 	waitListening(t, sinkAddr)
 
-	const ttl = 4 * time.Second
+	// Long enough for the steps after the login on a loaded machine.
+	const ttl = 15 * time.Second
 	pg, policy, _, _ := lookupPopgate(t, ttl)
 	pf := privatePostfix(t, policy, sinkAddr)
 
@@ -231,7 +232,8 @@ func TestInteropPostmapSocketmap(t *testing.T) {
 	for _, p := range []string{"postmap", "mpop"} {
 		need(t, p)
 	}
-	const ttl = 3 * time.Second
+	// Long enough for the queries after the login on a loaded machine.
+	const ttl = 10 * time.Second
 	pg, _, sockmap, unixSock := lookupPopgate(t, ttl)
 	pfconf := t.TempDir()
 	if err := os.WriteFile(filepath.Join(pfconf, "main.cf"), nil, 0o644); err != nil {
