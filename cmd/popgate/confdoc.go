@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -99,6 +102,18 @@ func comment(b *bytes.Buffer, doc string) {
 
 // tomlValue renders one value as TOML by encoding it under a dummy key.
 func tomlValue(v any) (string, error) {
+	if m, ok := v.(map[string]string); ok {
+		// An inline table: the encoder would write a [table] of its own.
+		keys := slices.Sorted(maps.Keys(m))
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = strconv.Quote(k) + " = " + strconv.Quote(m[k])
+		}
+		if len(parts) == 0 {
+			return "{}", nil
+		}
+		return "{ " + strings.Join(parts, ", ") + " }", nil
+	}
 	var b bytes.Buffer
 	if err := toml.NewEncoder(&b).Encode(map[string]any{"k": v}); err != nil {
 		return "", err

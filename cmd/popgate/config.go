@@ -15,6 +15,7 @@ import (
 
 	"github.com/popgate/popgate/acl/mapfile"
 	"github.com/popgate/popgate/smtp"
+	"github.com/popgate/popgate/smtp/queue"
 )
 
 // Config is popgate's whole configuration: one TOML file in which every key
@@ -39,6 +40,10 @@ type Config struct {
 	// Sendmail configures `popgate sendmail` (also run as sendmail, mailq,
 	// newaliases) and the local socket and maildrop it hands mail to.
 	Sendmail SendmailConfig `toml:"sendmail"`
+
+	// Live lookups for a sendmail or Postfix beside popgate.
+	Policy    PolicyConfig    `toml:"policy"`
+	Socketmap SocketmapConfig `toml:"socketmap"`
 }
 
 // SendmailConfig configures local submission: programs that call
@@ -125,6 +130,18 @@ type QueueConfig struct {
 	Smarthost string   `toml:"smarthost" doc:"host:port to relay all outbound mail through. Empty: deliver to the recipient domain's MX."`
 	MinRetry  Duration `toml:"min_retry" doc:"First retry after a temporary failure; the interval doubles each time."`
 	MaxAge    Duration `toml:"max_age" doc:"Give up and bounce a message still undelivered after this long."`
+
+	Routes map[string]string `toml:"routes" doc:"Per-domain routes, like sendmail's mailertable: { \"example.net\" = \"mx.example.net:25\", \".example.org\" = \"hub.example.org:2525\" }. A key is that domain only; \".domain\" is every domain below it. The host:port is dialled as it is (no MX lookup) and wins over smarthost."`
+}
+
+// PolicyConfig configures the Postfix policy delegation server.
+type PolicyConfig struct {
+	Listen []string `toml:"listen" doc:"Postfix policy delegation server (check_policy_service): \"host:port\" or \"unix:/path\". It answers OK for a client with a live POP3 grant or a RELAY rule, DUNNO otherwise, and the rule's reply for REJECT/ERROR rules. Empty: off."`
+}
+
+// SocketmapConfig configures the socket map server.
+type SocketmapConfig struct {
+	Listen []string `toml:"listen" doc:"Socket map server (sendmail's socket map class, Postfix's socketmap: table) answering the map \"access\" with the sendmail mirror's keys and values, live: \"host:port\" or \"unix:/path\". Empty: off."`
 }
 
 // MetricsConfig configures the Prometheus endpoint.
@@ -182,7 +199,10 @@ func defaultConfig() *Config {
 		Queue: QueueConfig{
 			MinRetry: Duration{5 * time.Minute},
 			MaxAge:   Duration{120 * time.Hour},
+			Routes:   map[string]string{},
 		},
+		Policy:    PolicyConfig{Listen: []string{}},
+		Socketmap: SocketmapConfig{Listen: []string{}},
 	}
 }
 
@@ -332,6 +352,9 @@ func (c *Config) validate(file string, pos map[string]int) error {
 			return fail("queue.smarthost", "%q is not host:port", c.Queue.Smarthost)
 		}
 	}
+	if err := queue.CheckRoutes(c.Queue.Routes); err != nil {
+		return fail("queue.routes", "%s", strings.TrimPrefix(err.Error(), "queue: config: "))
+	}
 	for i, m := range c.Relay.Mirror {
 		key := fmt.Sprintf("relay.mirror[%d]", i)
 		if m.Path == "" {
@@ -386,6 +409,17 @@ func (c *Config) checkListeners(fail func(key, format string, args ...any) error
 	total := 0
 	for _, l := range c.listeners() {
 		for _, addr := range l.addrs {
+			if path, ok := strings.CutPrefix(addr, "unix:"); ok && l.unixOK() {
+				if !filepath.IsAbs(path) {
+					return fail(l.key, "%q: a unix socket needs an absolute path", addr)
+				}
+				if other, dup := seen[addr]; dup {
+					return fail(l.key, "%s is also used by %s", addr, other)
+				}
+				seen[addr] = l.key
+				total++
+				continue
+			}
 			host, port, err := net.SplitHostPort(addr)
 			if err != nil {
 				return fail(l.key, "%q is not host:port", addr)
@@ -421,6 +455,12 @@ type listenerSet struct {
 	addrs []string
 }
 
+// unixOK reports whether the set's listeners may be "unix:/path" too:
+// the lookup servers', which a local MTA reaches over a unix socket.
+func (l listenerSet) unixOK() bool {
+	return l.key == "policy.listen" || l.key == "socketmap.listen"
+}
+
 func (c *Config) listeners() []listenerSet {
 	return []listenerSet{
 		{"pop3.listen", c.POP3.Listen},
@@ -428,6 +468,8 @@ func (c *Config) listeners() []listenerSet {
 		{"smtp.listen", c.SMTP.Listen},
 		{"smtp.submission", c.SMTP.Submission},
 		{"smtp.submissions", c.SMTP.Submissions},
+		{"policy.listen", c.Policy.Listen},
+		{"socketmap.listen", c.Socketmap.Listen},
 	}
 }
 

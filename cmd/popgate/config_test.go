@@ -129,6 +129,12 @@ func TestConfigBad(t *testing.T) {
 		{"empty sender check", "[smtp]\nsender_check = \"\"\n", `:2: smtp.sender_check: ""`},
 		{"log format", "[log]\nformat = \"xml\"\n", `:2: log.format: "xml"`},
 		{"bare newline", "[smtp]\nbare_newline = \"fix\"\n", `:2: smtp.bare_newline: "fix"`},
+		{"policy relative unix", "[policy]\nlisten = [\"unix:policy.sock\"]\n", `:2: policy.listen: "unix:policy.sock": a unix socket needs an absolute path`},
+		{"policy not hostport", "[policy]\nlisten = [\"9998\"]\n", `:2: policy.listen: "9998" is not host:port`},
+		{"socketmap conflict", "[socketmap]\nlisten = [\"127.0.0.1:2525\"]\n", "127.0.0.1:2525 is also used by"},
+		{"unix on pop3", "[pop3]\nlisten = [\"unix:/run/pop3.sock\"]\n", `pop3.listen: "unix:/run/pop3.sock": listen on an IP address`},
+		{"route key", "[queue]\nroutes = { \"Example.NET\" = \"mx.example.net:25\" }\n", `:2: queue.routes: route "Example.NET": want a lowercase domain`},
+		{"route value", "[queue.routes]\n\".example.org\" = \"hub.example.org\"\n", `queue.routes: route .example.org: "hub.example.org" is not host:port`},
 		{"no listeners", "[pop3]\nlisten = []\n[smtp]\nlisten = []\nsubmission = []\n", "no listeners at all"},
 	}
 	for _, tc := range cases {

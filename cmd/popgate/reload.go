@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 
@@ -100,7 +101,8 @@ func restartOnly(old, cfg *Config) []string {
 	if old.SMTP.SenderCheck != cfg.SMTP.SenderCheck {
 		keys = append(keys, "smtp.sender_check")
 	}
-	if old.Queue != cfg.Queue {
+	if old.Queue.Smarthost != cfg.Queue.Smarthost || old.Queue.MinRetry != cfg.Queue.MinRetry ||
+		old.Queue.MaxAge != cfg.Queue.MaxAge || !maps.Equal(old.Queue.Routes, cfg.Queue.Routes) {
 		keys = append(keys, "queue")
 	}
 	return keys

@@ -66,6 +66,7 @@ type services struct {
 	pop3       *pop3.Server
 	smtp       *smtp.Server
 	listeners  []listener
+	lookups    lookupServers // policy and socket map servers, each nil when off
 	control    *controlServer
 	pickup     *pickup.Server // sendmail(1): local socket and maildrop
 	pickupLn   net.Listener
@@ -147,6 +148,7 @@ func assemble(cfg *Config, opt options) (_ *services, err error) {
 		Fs:        fs,
 		Hostname:  cfg.Hostname,
 		Smarthost: cfg.Queue.Smarthost,
+		Routes:    cfg.Queue.Routes,
 		MinRetry:  cfg.Queue.MinRetry.Duration,
 		MaxAge:    cfg.Queue.MaxAge.Duration,
 		Now:       now,
@@ -210,6 +212,7 @@ func assemble(cfg *Config, opt options) (_ *services, err error) {
 	if err != nil {
 		return nil, err
 	}
+	s.lookups = s.newLookupServers()
 	if err := s.bind(tlsConf); err != nil {
 		return nil, err
 	}
@@ -238,23 +241,27 @@ func loadAliases(path string, logger *slog.Logger) (*aliases.Map, error) {
 	return m, nil
 }
 
+// bindSet is one configuration key's listeners and what serves them.
+type bindSet struct {
+	key   string
+	addrs []string
+	serve func(net.Listener) error
+}
+
 // bind opens every configured listener, so that a port in use is an error
 // at start, before anything is served.
 func (s *services) bind(tlsConf *tls.Config) error {
-	sets := []struct {
-		key   string
-		addrs []string
-		serve func(net.Listener) error
-	}{
+	sets := []bindSet{
 		{"pop3.listen", s.cfg.POP3.Listen, s.pop3.Serve},
 		{"pop3.listen_tls", s.cfg.POP3.ListenTLS, s.pop3.ServeTLS},
 		{"smtp.listen", s.cfg.SMTP.Listen, s.smtp.ServeMX},
 		{"smtp.submission", s.cfg.SMTP.Submission, s.smtp.ServeSubmission},
 		{"smtp.submissions", s.cfg.SMTP.Submissions, s.smtp.ServeSubmissions},
 	}
+	sets = append(sets, s.lookups.bindSets(s.cfg)...)
 	for _, set := range sets {
 		for _, addr := range set.addrs {
-			ln, err := net.Listen("tcp", addr)
+			ln, err := listenAddr(addr)
 			if err != nil {
 				return fmt.Errorf("%s: %w", set.key, err)
 			}
@@ -351,6 +358,7 @@ loop:
 	_ = s.pop3.Shutdown(drain)
 	_ = s.smtp.Shutdown(drain)
 	s.closePickup(drain)
+	s.lookups.close()
 	s.control.close()
 	stopBG()
 	wg.Wait()

@@ -27,7 +27,11 @@ var ErrLoop = errors.New("aliases: expansion loop")
 
 // Map is a parsed aliases file. Keys are lowercased; a key without a
 // domain ("postmaster") applies to every local domain, one with a domain
-// ("sales@example.com") only to that address.
+// ("sales@example.com") only to that address, and "@example.net" is a
+// catch-all for that domain as in sendmail's virtusertable: it takes the
+// addresses no other key names, only as a recipient's first lookup (its
+// targets are not caught again), and "%1" in its targets stands for the
+// recipient's local part ("@example.net: %1@example.com").
 type Map struct {
 	entries map[string][]target
 	// ReadInclude opens the file named by an :include: target. Nil refuses
@@ -175,17 +179,26 @@ func (m *Map) Len() int { return len(m.entries) }
 // Has reports whether addr (local@domain, lowercased) is an alias, by its
 // full address or by its local part.
 func (m *Map) Has(addr string) bool {
-	_, ok := m.lookup(addr)
+	_, _, ok := m.lookup(addr, true)
 	return ok
 }
 
-func (m *Map) lookup(addr string) ([]target, bool) {
+// lookup finds addr's targets: by the full address, the local part, then
+// (with catchAll) the "@domain" catch-all, which caught reports.
+func (m *Map) lookup(addr string, catchAll bool) (ts []target, caught, ok bool) {
 	if ts, ok := m.entries[addr]; ok {
-		return ts, true
+		return ts, false, true
 	}
-	local, _, _ := strings.Cut(addr, "@")
-	ts, ok := m.entries[local]
-	return ts, ok
+	local, domain, hasDomain := strings.Cut(addr, "@")
+	if ts, ok := m.entries[local]; ok {
+		return ts, false, true
+	}
+	if catchAll && hasDomain && domain != "" {
+		if ts, ok := m.entries["@"+domain]; ok {
+			return ts, true, true
+		}
+	}
+	return nil, false, false
 }
 
 // Expand resolves addr (local@domain, lowercased, in a local domain)
@@ -214,8 +227,8 @@ func (m *Map) expand(addr string, isLocal func(string) bool, depth int, seen map
 		return nil
 	}
 	seen[addr] = true
-	_, domain, _ := strings.Cut(addr, "@")
-	ts, ok := m.lookup(addr)
+	local, domain, _ := strings.Cut(addr, "@")
+	ts, caught, ok := m.lookup(addr, depth == 0)
 	if !ok || !isLocal(domain) {
 		if len(*out) >= maxExpansion {
 			return fmt.Errorf("aliases: %s expands to more than %d addresses", addr, maxExpansion)
@@ -239,7 +252,16 @@ func (m *Map) expand(addr string, isLocal func(string) bool, depth int, seen map
 				}
 			}
 		default:
-			if err := m.expand(qualify(t.value, domain), isLocal, depth+1, seen, out); err != nil {
+			next := qualify(t.value, domain)
+			if caught {
+				next = qualify(strings.ReplaceAll(t.value, "%1", local), domain)
+				if next == addr {
+					// The catch-all's own mailbox: delivered, not a loop.
+					*out = append(*out, addr)
+					continue
+				}
+			}
+			if err := m.expand(next, isLocal, depth+1, seen, out); err != nil {
 				return err
 			}
 		}

@@ -140,3 +140,32 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestCatchAll: "@domain" takes what no other key names in that domain,
+// once: its targets are not caught again, and %1 is the local part.
+func TestCatchAll(t *testing.T) {
+	m := parse(t, `@example.org: catchall
+@example.com: %1@example.org
+info@example.org: alice@example.com
+postmaster: alice@example.com
+`)
+	cases := []struct {
+		in   string
+		want []string
+	}{
+		{"nobody@example.org", []string{"catchall@example.org"}},   // caught once, not again
+		{"info@example.org", []string{"alice@example.com"}},        // the address wins
+		{"postmaster@example.org", []string{"alice@example.com"}},  // so does a local-part key
+		{"sales@example.com", []string{"sales@example.org"}},       // %1, and not caught a second time
+		{"catchall@example.org", []string{"catchall@example.org"}}, // the catch-all's own mailbox
+	}
+	for _, tc := range cases {
+		got, err := m.Expand(tc.in, isLocal)
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("Expand(%s) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+	if !m.Has("anyone@example.org") || m.Has("anyone@example.net") {
+		t.Error("Has does not follow the catch-all")
+	}
+}

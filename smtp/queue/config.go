@@ -87,6 +87,12 @@ type Config struct {
 	SmarthostAuth *Auth
 	// SmarthostTLS is TLSRequired, TLSOpportunistic (default) or TLSNone.
 	SmarthostTLS string
+	// Routes send the mail of some domains to a fixed "host:port" instead
+	// of the domain's MX or the smarthost, as sendmail's mailertable does:
+	// a key "example.net" is that domain only, ".example.net" any domain
+	// below it (the longest match wins). The host is dialled as it is, with
+	// opportunistic TLS and never the smarthost's credentials.
+	Routes map[string]string
 	// TLSConfig is the base client TLS configuration (roots, versions).
 	TLSConfig *tls.Config
 
@@ -150,6 +156,9 @@ func (cfg Config) withDefaults() (Config, error) {
 		if _, _, err := net.SplitHostPort(cfg.Smarthost); err != nil {
 			return cfg, fmt.Errorf("queue: config: smarthost %q: %w", cfg.Smarthost, err)
 		}
+	}
+	if err := CheckRoutes(cfg.Routes); err != nil {
+		return cfg, err
 	}
 	if cfg.SmarthostAuth != nil {
 		if cfg.Smarthost == "" {

@@ -111,13 +111,17 @@ func (q *Queue) attempt(ctx context.Context, e *envelope) {
 	}
 }
 
-// destination names the connection a recipient's mail goes through: the
-// smarthost for all, or the recipient's domain.
+// destination names the connection a recipient's mail goes through: a
+// route's host, the smarthost for all, or the recipient's domain.
 func (q *Queue) destination(addr string) string {
+	domain := strings.ToLower(addr[strings.LastIndexByte(addr, '@')+1:])
+	if hp, ok := q.routeFor(domain); ok {
+		return routeDest + hp
+	}
 	if q.cfg.Smarthost != "" {
 		return "smarthost"
 	}
-	return strings.ToLower(addr[strings.LastIndexByte(addr, '@')+1:])
+	return domain
 }
 
 // deliverDest delivers to one destination, trying its hosts in order
@@ -162,7 +166,10 @@ func (q *Queue) deliverDest(ctx context.Context, e *envelope, dest string, rcpts
 
 	var targets []target
 	tlsMode := TLSOpportunistic
-	if q.cfg.Smarthost != "" {
+	if hp, ok := strings.CutPrefix(dest, routeDest); ok {
+		host, _, _ := net.SplitHostPort(hp)
+		targets = []target{{name: strings.Trim(host, "[]"), addrs: []string{hp}}}
+	} else if q.cfg.Smarthost != "" {
 		host, _, _ := net.SplitHostPort(q.cfg.Smarthost)
 		targets = []target{{name: host, addrs: []string{q.cfg.Smarthost}}}
 		tlsMode = q.cfg.SmarthostTLS

@@ -19,6 +19,48 @@ type target struct {
 	addrs []string
 }
 
+// routeDest prefixes the destination of mail sent along a route, so that
+// domains routed to one host share its connections.
+const routeDest = "route "
+
+// routeFor returns the "host:port" a route sends domain's mail to: the
+// domain's own entry, else the nearest ".parent" entry.
+func (q *Queue) routeFor(domain string) (string, bool) {
+	if len(q.cfg.Routes) == 0 {
+		return "", false
+	}
+	domain = strings.TrimSuffix(domain, ".")
+	if hp, ok := q.cfg.Routes[domain]; ok {
+		return hp, true
+	}
+	for d := domain; ; {
+		dot := strings.IndexByte(d, '.')
+		if dot < 0 {
+			return "", false
+		}
+		if hp, ok := q.cfg.Routes[d[dot:]]; ok {
+			return hp, true
+		}
+		d = d[dot+1:]
+	}
+}
+
+// CheckRoutes rejects Config.Routes keys that are not (dot-prefixed) domain names in
+// lowercase and values that are not host:port.
+func CheckRoutes(routes map[string]string) error {
+	for k, v := range routes {
+		d := strings.TrimPrefix(k, ".")
+		if d == "" || d != strings.ToLower(d) || strings.ContainsAny(d, " \t@[]:/") || strings.HasPrefix(d, ".") || strings.HasSuffix(d, ".") {
+			return fmt.Errorf("queue: config: route %q: want a lowercase domain, or .domain for the domains below it", k)
+		}
+		host, port, err := net.SplitHostPort(v)
+		if err != nil || host == "" || port == "" {
+			return fmt.Errorf("queue: config: route %s: %q is not host:port", k, v)
+		}
+	}
+	return nil
+}
+
 // routeError is a routing failure with its enhanced status code; perm
 // failures bounce at once.
 type routeError struct {

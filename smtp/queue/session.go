@@ -66,7 +66,7 @@ func (q *Queue) session(ctx context.Context, conn net.Conn, dest, name, tlsMode 
 	}
 	cc := &cachedConn{c: c, conn: conn, name: name, opened: q.cfg.Now()}
 
-	if q.cfg.Smarthost != "" && q.cfg.SmarthostAuth != nil {
+	if dest == "smarthost" && q.cfg.SmarthostAuth != nil {
 		if !tlsOn {
 			stop()
 			c.Close()
