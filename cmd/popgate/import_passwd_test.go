@@ -23,10 +23,7 @@ const (
 // importCLI runs `popgate import passwd ARGS --config cfg` in-process.
 func importCLI(t *testing.T, cfg string, args ...string) (string, string, int) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb}
-	code := run(context.Background(), e, append(append([]string{"import", "passwd"}, args...), "--config", cfg))
-	return out.String(), errb.String(), code
+	return runPopgate(t, append(append([]string{"import", "passwd"}, args...), "--config", cfg)...)
 }
 
 // passwdFixture writes a passwd and a shadow file into dir.

@@ -14,7 +14,9 @@ import (
 )
 
 // importCLI runs a popgate command in-process.
-func importCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
+// runPopgate runs popgate in-process with args and returns what it printed
+// and its exit code.
+func runPopgate(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb}
@@ -29,7 +31,7 @@ const etcMail = "testdata/etc-mail"
 // check` on the result.
 func TestImportSendmail(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "conf")
-	stdout, stderr, code := importCLI(t, "import", "sendmail", "--from", etcMail, "--out", out, "--data-dir", filepath.Join(out, "data"), "--domain", "example.com")
+	stdout, stderr, code := runPopgate(t, "import", "sendmail", "--from", etcMail, "--out", out, "--data-dir", filepath.Join(out, "data"), "--domain", "example.com")
 	if code != 0 {
 		t.Fatalf("import exited %d\n%s\n%s", code, stdout, stderr)
 	}
@@ -103,7 +105,7 @@ func TestImportSendmail(t *testing.T) {
 	if strings.Contains(aliasText, "mailman") || strings.Contains(aliasText, "root: bob") {
 		t.Errorf("aliases carry what was refused:\n%s", aliasText)
 	}
-	if stdout, stderr, code := importCLI(t, "check", "--config", filepath.Join(out, "popgate.toml")); code != 0 {
+	if stdout, stderr, code := runPopgate(t, "check", "--config", filepath.Join(out, "popgate.toml")); code != 0 {
 		t.Fatalf("popgate check exited %d\n%s\n%s", code, stdout, stderr)
 	}
 }
@@ -113,7 +115,7 @@ func TestImportSendmail(t *testing.T) {
 // error:nouser refuses, relay-domains relays.
 func TestImportSendmailServes(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "conf")
-	if stdout, stderr, code := importCLI(t, "import", "sendmail", "--from", etcMail, "--out", out, "--data-dir", filepath.Join(out, "data")); code != 0 {
+	if stdout, stderr, code := runPopgate(t, "import", "sendmail", "--from", etcMail, "--out", out, "--data-dir", filepath.Join(out, "data")); code != 0 {
 		t.Fatalf("import exited %d\n%s\n%s", code, stdout, stderr)
 	}
 	cfg, err := loadConfig(filepath.Join(out, "popgate.toml"))
@@ -177,10 +179,10 @@ func TestImportSendmailServes(t *testing.T) {
 // import are clear errors, and nothing is written.
 func TestImportSendmailBadInput(t *testing.T) {
 	dir := t.TempDir()
-	if _, stderr, code := importCLI(t, "import", "sendmail", "--from", etcMail); code != 2 || !strings.Contains(stderr, "--out DIR") {
+	if _, stderr, code := runPopgate(t, "import", "sendmail", "--from", etcMail); code != 2 || !strings.Contains(stderr, "--out DIR") {
 		t.Errorf("no --out: %d %q", code, stderr)
 	}
-	if _, stderr, code := importCLI(t, "import", "sendmail", "--from", filepath.Join(dir, "nope"), "--out", filepath.Join(dir, "o")); code != 1 || !strings.Contains(stderr, "is not a directory") {
+	if _, stderr, code := runPopgate(t, "import", "sendmail", "--from", filepath.Join(dir, "nope"), "--out", filepath.Join(dir, "o")); code != 1 || !strings.Contains(stderr, "is not a directory") {
 		t.Errorf("missing --from: %d %q", code, stderr)
 	}
 	empty := filepath.Join(dir, "empty")
@@ -188,7 +190,7 @@ func TestImportSendmailBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, empty, "local-host-names", "# nothing\n[192.0.2.1]\n")
-	if _, stderr, code := importCLI(t, "import", "sendmail", "--from", empty, "--out", filepath.Join(dir, "o")); code != 1 || !strings.Contains(stderr, "no local domain") {
+	if _, stderr, code := runPopgate(t, "import", "sendmail", "--from", empty, "--out", filepath.Join(dir, "o")); code != 1 || !strings.Contains(stderr, "no local domain") {
 		t.Errorf("no domains: %d %q", code, stderr)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "o")); err == nil {
@@ -196,7 +198,7 @@ func TestImportSendmailBadInput(t *testing.T) {
 	}
 	writeFile(t, empty, "access", strings.Repeat("x", maxImportLine+1)+" RELAY\n")
 	writeFile(t, empty, "local-host-names", "example.com\n")
-	if _, stderr, code := importCLI(t, "import", "sendmail", "--from", empty, "--out", filepath.Join(dir, "o")); code != 1 || !strings.Contains(stderr, "access:1") {
+	if _, stderr, code := runPopgate(t, "import", "sendmail", "--from", empty, "--out", filepath.Join(dir, "o")); code != 1 || !strings.Contains(stderr, "access:1") {
 		t.Errorf("over-long line: %d %q", code, stderr)
 	}
 }
