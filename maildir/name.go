@@ -25,13 +25,13 @@ const hashedUIDPrefix = "H"
 
 // nameInfo is what a maildir file name tells without opening the file.
 type nameInfo struct {
-	base  string // name without the ":2,..." info part; stable across new/ -> cur/
-	flags string // flags after ":2,", empty when none or no info part
-	uid   string // POP3 unique-id (RFC 1939 §7)
-	ts    int64  // leading decimal timestamp; -1 if the name has none
-	rest  string // base after the timestamp, used to order within a second
-	wsize int64  // CRLF size from ",W=", or -1 when absent or unusable
-	ownUID bool  // uid comes from a ",U=" or ",X=" field (an imported message)
+	base   string // name without the ":2,..." info part; stable across new/ -> cur/
+	flags  string // flags after ":2,", empty when none or no info part
+	uid    string // POP3 unique-id (RFC 1939 §7)
+	ts     int64  // leading decimal timestamp; -1 if the name has none
+	rest   string // base after the timestamp, used to order within a second
+	wsize  int64  // CRLF size from ",W=", or -1 when absent or unusable
+	ownUID bool   // uid comes from a ",U=" or ",X=" field (an imported message)
 }
 
 // parseName extracts the UID, the ordering key and, when present, the
