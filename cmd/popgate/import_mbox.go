@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -323,10 +322,9 @@ func (imp *mboxImporter) assignUIDs(path string, msgs []*mbox.Message, st *impor
 		if m.Internal || uids[i] != "" {
 			continue
 		}
-		var n [8]byte
-		binary.BigEndian.PutUint64(n[:], seen[m.HeaderSum])
+		n := seen[m.HeaderSum]
 		seen[m.HeaderSum]++
-		sum := sha256.Sum256(append(m.HeaderSum[:], n[:]...))
+		sum := sha256.Sum256(fmt.Appendf(m.HeaderSum[:], "#%d", n))
 		u := hex.EncodeToString(sum[:16])
 		for _, ok := taken[u]; ok; _, ok = taken[u] {
 			sum = sha256.Sum256(sum[:])
