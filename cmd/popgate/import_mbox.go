@@ -255,42 +255,46 @@ func (imp *mboxImporter) importFile(ctx context.Context, user, path string) (imp
 	uids := imp.assignUIDs(path, msgs, &st)
 	bar := newProgressBar(imp.e.stderr, imp.progress, user, fi.Size())
 	defer bar.done()
+	// Delivery order is spool order: a clock that went back between two
+	// deliveries must not reorder them.
+	var todo []int
+	times := make([]time.Time, len(msgs))
 	var last time.Time
 	for i, m := range msgs {
-		bar.update(m.End)
 		if m.Internal {
 			continue
 		}
-		uid := uids[i]
-		if log.Has(uid) || have[uid] {
+		last = maxTime(last, m.Time)
+		times[i] = last
+		if uid := uids[i]; log.Has(uid) || have[uid] {
 			st.skipped++
 			if err := log.Add(uid); err != nil {
 				return st, err
 			}
 			continue
 		}
-		// Delivery order is spool order: a clock that went back between
-		// two deliveries must not reorder them.
-		t := m.Time
-		if t.Before(last) {
-			t = last
-		}
-		last = t
-		_, err := mb.Import(ctx, maildir.ImportMessage{
-			UID:  uid,
-			Time: t,
+		todo = append(todo, i)
+	}
+	get := func(k int) maildir.ImportMessage {
+		i := todo[k]
+		m := msgs[i]
+		return maildir.ImportMessage{
+			UID:  uids[i],
+			Time: times[i],
 			Seq:  int64(i + 1),
 			Seen: strings.ContainsRune(m.Status, 'R'),
 			Old:  strings.ContainsRune(m.Status, 'O'),
 			Body: io.NewSectionReader(f, m.Start, m.Size()),
-		})
-		if err != nil {
-			return st, fmt.Errorf("%s: message at offset %d: %w", path, m.Offset, err)
 		}
-		if err := log.Add(uid); err != nil {
-			return st, err
-		}
+	}
+	err = mb.ImportMany(ctx, len(todo), get, func(k int, _ string) error {
+		i := todo[k]
+		bar.update(msgs[i].End)
 		st.imported++
+		return log.Add(uids[i])
+	})
+	if err != nil {
+		return st, fmt.Errorf("%s: %w (imported so far: %d; run again to resume)", path, err, st.imported)
 	}
 	if err := log.Close(); err != nil {
 		return st, err
@@ -342,4 +346,11 @@ func (imp *mboxImporter) assignUIDs(path string, msgs []*mbox.Message, st *impor
 		}
 	}
 	return uids
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
