@@ -3,6 +3,7 @@ package maildir
 import (
 	"context"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -189,5 +190,55 @@ func TestUIDField(t *testing.T) {
 		if u, ok := uidField(base); ok {
 			t.Errorf("uidField(%q) = %q, want none", base, u)
 		}
+	}
+}
+
+// TestImportMany: more than a batch of messages, reported durable in
+// order; a bad message stops the import after the ones before it.
+func TestImportMany(t *testing.T) {
+	t.Parallel()
+	s, _ := newMemStore(t)
+	mb := mustOpen(t, s, "example.com", "alice")
+	n := importBatch + 44
+	uid := func(i int) string { return "uid" + strconv.Itoa(i) }
+	var order []int
+	err := mb.ImportMany(context.Background(), n, func(i int) ImportMessage {
+		return importMsg(uid(i), testTime, int64(i), "Subject: "+uid(i)+"\n\nbody\n")
+	}, func(i int, name string) error {
+		if !strings.Contains(name, ",U="+uid(i)+",") {
+			t.Errorf("message %d named %q", i, name)
+		}
+		order = append(order, i)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, got := range order {
+		if got != i {
+			t.Fatalf("done called out of order: %v", order)
+		}
+	}
+	msgs := mustList(t, mb)
+	if len(order) != n || len(msgs) != n {
+		t.Fatalf("%d done, %d listed, want %d", len(order), len(msgs), n)
+	}
+	for i, m := range msgs {
+		if m.UID != uid(i) {
+			t.Fatalf("message %d has UID %q, want %q", i, m.UID, uid(i))
+		}
+	}
+
+	other := mustOpen(t, s, "example.com", "bob")
+	var dones int
+	err = other.ImportMany(context.Background(), 10, func(i int) ImportMessage {
+		u := uid(i)
+		if i == 5 {
+			u = "bad uid"
+		}
+		return importMsg(u, testTime, int64(i), "S: x\n\n")
+	}, func(int, string) error { dones++; return nil })
+	if err == nil || !strings.Contains(err.Error(), "invalid unique-id") || dones != 5 {
+		t.Fatalf("ImportMany with a bad 6th message: %v after %d done, want an error after 5", err, dones)
 	}
 }
