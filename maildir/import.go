@@ -304,11 +304,15 @@ func (l *ImportLog) Sync() error {
 	return nil
 }
 
-// Close syncs and closes the record.
+// Close syncs and closes the record; closing it again does nothing.
 func (l *ImportLog) Close() error {
+	if l.f == nil {
+		return nil
+	}
 	err := l.Sync()
 	if cerr := l.f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("maildir: import log: %w", cerr)
 	}
+	l.f = nil
 	return err
 }

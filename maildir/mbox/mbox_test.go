@@ -213,3 +213,20 @@ func FuzzScan(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkScan splits a 16 MiB spool of 4 KiB messages.
+func BenchmarkScan(b *testing.B) {
+	var buf bytes.Buffer
+	body := strings.Repeat("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod\n", 55)
+	for i := 0; buf.Len() < 16<<20; i++ {
+		buf.WriteString(fromA + "Subject: m\nX-UIDL: 0123456789abcdef0123456789abcdef\nStatus: RO\n\n" + body + "\n")
+	}
+	data := buf.Bytes()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		n := 0
+		if err := Scan(bytes.NewReader(data), int64(len(data)), func(*Message) error { n++; return nil }); err != nil || n == 0 {
+			b.Fatal(err, n)
+		}
+	}
+}
