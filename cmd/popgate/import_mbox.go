@@ -246,11 +246,11 @@ func (imp *mboxImporter) importFile(ctx context.Context, user, path string) (imp
 	for _, m := range present {
 		have[m.UID] = true
 	}
-	log, err := mb.OpenImportLog()
+	record, err := mb.OpenImportLog()
 	if err != nil {
 		return st, err
 	}
-	defer log.Close()
+	defer record.Close()
 
 	uids := imp.assignUIDs(path, msgs, &st)
 	bar := newProgressBar(imp.e.stderr, imp.progress, user, fi.Size())
@@ -266,9 +266,9 @@ func (imp *mboxImporter) importFile(ctx context.Context, user, path string) (imp
 		}
 		last = maxTime(last, m.Time)
 		times[i] = last
-		if uid := uids[i]; log.Has(uid) || have[uid] {
+		if uid := uids[i]; record.Has(uid) || have[uid] {
 			st.skipped++
-			if err := log.Add(uid); err != nil {
+			if err := record.Add(uid); err != nil {
 				return st, err
 			}
 			continue
@@ -291,12 +291,12 @@ func (imp *mboxImporter) importFile(ctx context.Context, user, path string) (imp
 		i := todo[k]
 		bar.update(msgs[i].End)
 		st.imported++
-		return log.Add(uids[i])
+		return record.Add(uids[i])
 	})
 	if err != nil {
 		return st, fmt.Errorf("%s: %w (imported so far: %d; run again to resume)", path, err, st.imported)
 	}
-	if err := log.Close(); err != nil {
+	if err := record.Close(); err != nil {
 		return st, err
 	}
 	st.elapsed = time.Since(start)
