@@ -97,11 +97,16 @@ func (m *Mailbox) List() ([]Message, error) {
 	}
 	// The same base name twice (new/x and cur/x:2,S written by some other
 	// program) would give two messages one UID; give the later one its own.
+	own := false
 	for k := 1; k < len(order); k++ {
 		e, prev := &entries[order[k]], &entries[order[k-1]]
 		if e.ni.base == prev.ni.base {
 			e.ni.uid = uidFor(e.sub + "/" + e.name + "/dup")
 		}
+		own = own || e.ni.ownUID
+	}
+	if own || (len(order) > 0 && entries[order[0]].ni.ownUID) {
+		dedupUIDs(entries, order)
 	}
 	if err := m.s.resolveSizes(m.dir, entries); err != nil {
 		return nil, err
@@ -115,6 +120,20 @@ func (m *Mailbox) List() ([]Message, error) {
 		msgs = append(msgs, Message{UID: e.ni.uid, Size: e.size, sub: e.sub, name: e.name})
 	}
 	return msgs, nil
+}
+
+// dedupUIDs gives a later message a UID of its own when an imported
+// message's UID (from its name) equals an earlier message's: UIDs must be
+// unique within a maildrop (RFC 1939 §7).
+func dedupUIDs(entries []entry, order []int32) {
+	seen := make(map[string]bool, len(order))
+	for _, i := range order {
+		e := &entries[i]
+		if seen[e.ni.uid] {
+			e.ni.uid = uidFor(e.sub + "/" + e.name + "/dup")
+		}
+		seen[e.ni.uid] = true
+	}
 }
 
 // sortKey is what List sorts: the delivery order key of entries[idx].

@@ -25,12 +25,13 @@ const hashedUIDPrefix = "H"
 
 // nameInfo is what a maildir file name tells without opening the file.
 type nameInfo struct {
-	base  string // name without the ":2,..." info part; stable across new/ -> cur/
-	flags string // flags after ":2,", empty when none or no info part
-	uid   string // POP3 unique-id (RFC 1939 §7)
-	ts    int64  // leading decimal timestamp; -1 if the name has none
-	rest  string // base after the timestamp, used to order within a second
-	wsize int64  // CRLF size from ",W=", or -1 when absent or unusable
+	base   string // name without the ":2,..." info part; stable across new/ -> cur/
+	flags  string // flags after ":2,", empty when none or no info part
+	uid    string // POP3 unique-id (RFC 1939 §7)
+	ts     int64  // leading decimal timestamp; -1 if the name has none
+	rest   string // base after the timestamp, used to order within a second
+	wsize  int64  // CRLF size from ",W=", or -1 when absent or unusable
+	ownUID bool   // uid comes from a ",U=" or ",X=" field (an imported message)
 }
 
 // parseName extracts the UID, the ordering key and, when present, the
@@ -41,7 +42,11 @@ func parseName(name string) nameInfo {
 	if i := strings.Index(name, infoSep); i >= 0 {
 		ni.base, ni.flags = name[:i], name[i+len(infoSep):]
 	}
-	ni.uid = uidFor(ni.base)
+	if u, ok := uidField(ni.base); ok {
+		ni.uid, ni.ownUID = u, true
+	} else {
+		ni.uid = uidFor(ni.base)
+	}
 	ni.ts, ni.rest = splitTimestamp(ni.base)
 	ni.wsize = sizeField(ni.base, "W=")
 	return ni
@@ -69,6 +74,50 @@ func validUID(s string) bool {
 	}
 	return true
 }
+
+// Name fields carrying the UID of an imported message, so that it keeps
+// the unique-id its old POP3 server (qpopper's X-UIDL) gave it: ",U=" holds
+// the UID as is when every character may appear in a maildir name, ",X="
+// holds it in hex otherwise ('/' cannot be in a file name, ':' starts the
+// info part, ',' separates fields, '%' is kept out for readers that
+// unescape).
+const (
+	uidRawKey = "U="
+	uidHexKey = "X="
+)
+
+// uidField returns the UID a name's ",U=" or ",X=" field carries, when it
+// has one that is a valid POP3 unique-id.
+func uidField(base string) (string, bool) {
+	comma := strings.IndexByte(base, ',')
+	if comma < 0 {
+		return "", false
+	}
+	for f := range strings.SplitSeq(base[comma+1:], ",") {
+		if v, ok := strings.CutPrefix(f, uidRawKey); ok {
+			return v, validUID(v)
+		}
+		if v, ok := strings.CutPrefix(f, uidHexKey); ok {
+			b, err := hex.DecodeString(v)
+			return string(b), err == nil && validUID(string(b))
+		}
+	}
+	return "", false
+}
+
+// uidNameField returns the ",U=..." or ",X=..." field that makes a
+// maildir file name carry uid as its POP3 unique-id. uid must be valid
+// (1-70 characters 0x21-0x7E, RFC 1939 §7).
+func uidNameField(uid string) string {
+	if strings.ContainsAny(uid, "/:,%") {
+		return "," + uidHexKey + hex.EncodeToString([]byte(uid))
+	}
+	return "," + uidRawKey + uid
+}
+
+// ValidUID reports whether s may be used as a POP3 unique-id: 1 to 70
+// characters in the range 0x21 to 0x7E (RFC 1939 §7).
+func ValidUID(s string) bool { return validUID(s) }
 
 // splitTimestamp splits "1732000000.rest" into 1732000000 and "rest".
 // Names without a leading decimal number and a dot get -1 and the whole name.

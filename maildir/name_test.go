@@ -156,6 +156,7 @@ func FuzzParseName(f *testing.F) {
 		"1732000000.V801I1234M567.host",
 		"1732000000.M5P9Q1.mx,S=10,W=12:2,S",
 		"x,W=12", "x,W=-1", ":2,", "a:2,b:2,c", "\x00", "with space",
+		"1732000000.I3P9Q1.mx,U=0123456789abcdef0123456789abcdef,S=10,W=12:2,S", "x,X=2f3a2c25", "x,X=zz", "x,U=",
 		strings.Repeat("z", 80),
 	} {
 		f.Add(s)
