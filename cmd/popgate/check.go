@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,6 +18,22 @@ func newFlags(name string, e *env) (*flag.FlagSet, *string) {
 	return fs, cfg
 }
 
+// helpRequested carries a subcommand's flag list for -h/--help: run prints
+// it on standard output and exits 0.
+type helpRequested struct{ text string }
+
+func (h *helpRequested) Error() string { return h.text }
+
+// flagHelp lists fs's flags with their defaults, as -h/--help asks.
+func flagHelp(fs *flag.FlagSet) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "usage of %s (flags may come before or after the arguments):\n", fs.Name())
+	fs.SetOutput(&b)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+	return &helpRequested{text: b.String()}
+}
+
 // parseFlags parses args, turning flag errors into usage errors. Flags may
 // come before, between or after the positional arguments
 // (`popgate grants revoke 192.0.2.1 --config FILE`); "--" ends the flags.
@@ -24,6 +41,9 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return flagHelp(fs)
+			}
 			return usagef("%v", err)
 		}
 		rest := fs.Args()

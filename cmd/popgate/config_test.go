@@ -299,3 +299,17 @@ func TestCheckReadsCDBAndLMDBMirrors(t *testing.T) {
 		})
 	}
 }
+
+// TestSubcommandHelp: -h and --help list a subcommand's flags on standard
+// output and exit 0; an unknown flag is still a usage error (exit 2).
+func TestSubcommandHelp(t *testing.T) {
+	for _, args := range [][]string{{"serve", "--help"}, {"import", "passwd", "-h"}, {"check", "--help"}} {
+		stdout, stderr, code := runPopgate(t, args...)
+		if code != 0 || !strings.Contains(stdout, "-config") || stderr != "" {
+			t.Errorf("%v: code %d, stdout %q, stderr %q; want 0 and the flag list", args, code, stdout, stderr)
+		}
+	}
+	if _, stderr, code := runPopgate(t, "check", "--bogus"); code != 2 || !strings.Contains(stderr, "bogus") {
+		t.Errorf("unknown flag: code %d, stderr %q; want 2", code, stderr)
+	}
+}

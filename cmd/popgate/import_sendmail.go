@@ -22,7 +22,7 @@ func importSendmail(_ context.Context, e *env, args []string) error {
 	from := fs.String("from", "/etc/mail", "sendmail's configuration directory")
 	out := fs.String("out", "", "directory to write popgate.toml, access and aliases into (created if missing)")
 	dataDir := fs.String("data-dir", "/var/lib/popgate", "data_dir of the new configuration")
-	userDomain := fs.String("domain", "", "domain of the popgate users that bare virtusertable targets name (default: the first local domain other than localhost, as `import passwd --domain` sets it)")
+	userDomain := fs.String("domain", "", "domain of the popgate users that bare virtusertable targets name (default: the first local domain other than localhost, as import passwd --domain sets it)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -101,6 +101,11 @@ func run(ctx context.Context, e *env, args []string) int {
 		return 2
 	}
 	if err := c.run(ctx, e, args[1:]); err != nil {
+		var help *helpRequested
+		if errors.As(err, &help) {
+			fmt.Fprint(e.stdout, help.text)
+			return 0
+		}
 		fmt.Fprintf(e.stderr, "popgate %s: %v\n", args[0], err)
 		// sendmail(1) callers read sysexits.h codes.
 		var pe *pickup.Error
