@@ -105,7 +105,16 @@ func (im *smImport) write(dir, dataDir string) (string, error) {
 	var b strings.Builder
 	b.WriteString(stamp)
 	b.WriteString("# Check it with `popgate check --config " + filepath.Join(dir, "popgate.toml") + "`.\n")
-	fmt.Fprintf(&b, "domains = %s\n", tomlStrings(im.domains))
+	// The users' domain goes first: `import passwd` and `import spool`
+	// default to the first of domains, and sendmail's local-host-names
+	// usually starts with localhost.
+	domains := []string{im.userDomain}
+	for _, d := range im.domains {
+		if d != im.userDomain {
+			domains = append(domains, d)
+		}
+	}
+	fmt.Fprintf(&b, "domains = %s\n", tomlStrings(domains))
 	fmt.Fprintf(&b, "data_dir = %s\n", tomlQuote(dataDir))
 	if _, ok := files["aliases"]; ok {
 		fmt.Fprintf(&b, "\n[users]\naliases = %s\n", tomlQuote(filepath.Join(dir, "aliases")))

@@ -66,7 +66,7 @@ func TestImportSendmail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"localhost", "example.com", "example.net", "mail.example.com", "intranet.example", "example.org"}; !slices.Equal(cfg.Domains, want) {
+	if want := []string{"example.com", "localhost", "example.net", "mail.example.com", "intranet.example", "example.org"}; !slices.Equal(cfg.Domains, want) {
 		t.Errorf("domains = %q, want %q", cfg.Domains, want)
 	}
 	if cfg.Queue.Smarthost != "smtp.isp.example:25" {
