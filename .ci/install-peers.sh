@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the third-party programs that `task interop` drives: mail clients,
 # Berkeley DB tools, Postfix (postmap, smtp-source, smtp-sink) and sendmail's
-# makemap, extracted from its .deb because sendmail-bin conflicts with postfix.
+# makemap, extracted from its .deb because sendmail-bin conflicts with postfix;
+# podman, lintian and debootstrap for the image and package tests.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""
@@ -10,7 +11,8 @@ SUDO=""
 $SUDO apt-get update -qq
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 $SUDO apt-get install -y -qq --no-install-recommends \
-  db5.3-util postfix swaks libnet-ssleay-perl libio-socket-ssl-perl libdb1-compat fail2ban systemd mpop fetchmail getmail6 python3 openssl ca-certificates >/dev/null
+  db5.3-util postfix swaks libnet-ssleay-perl libio-socket-ssl-perl libdb1-compat fail2ban systemd mpop fetchmail getmail6 python3 openssl ca-certificates \
+  podman lintian debootstrap >/dev/null
 
 # sendmail's makemap and the sendmail binary, unpacked into a private root.
 root=/opt/sendmail-root
