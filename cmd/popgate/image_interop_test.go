@@ -115,7 +115,9 @@ func TestInteropImageServes(t *testing.T) {
 		t.Fatalf("mkimage: %v\n%s", err, out)
 	}
 	podman(t, "load", "-q", "-i", archive)
-	t.Cleanup(func() { _ = exec.Command("podman", "rmi", "-f", "localhost/"+tag+":test", "localhost/"+tag+":latest").Run() })
+	t.Cleanup(func() {
+		_ = exec.Command("podman", "rmi", "-f", "localhost/"+tag+":test", "localhost/"+tag+":latest").Run()
+	})
 	if got := podman(t, "image", "inspect", "--format", "{{.User}} {{.Config.Entrypoint}} {{.HealthCheck.Test}}", "localhost/"+tag+":test"); got != "65532:65532 [/popgate] [CMD /popgate health --config /etc/popgate/popgate.toml]" {
 		t.Errorf("podman sees user, entrypoint, health check %q", got)
 	}
