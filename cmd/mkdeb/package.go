@@ -28,14 +28,20 @@ type inputs struct {
 // package): a digit, then alphanumerics and . + ~ (deb-version(7)).
 var validVersion = regexp.MustCompile(`^[0-9][A-Za-z0-9.+~]*$`)
 
+// commitHash is what git describe --always prints without a tag.
+var commitHash = regexp.MustCompile(`^[0-9a-f]{7,40}(-dirty)?$`)
+
 // debVersion turns a git-describe version (v1.2.3, v1.2.3-4-gabc-dirty,
-// abc1234) into a Debian one (1.2.3, 1.2.3+4.gabc.dirty, 0~abc1234).
+// abc1234, 9ca1b9f) into a Debian one (1.2.3, 1.2.3+4.gabc.dirty, 0~abc1234,
+// 0~9ca1b9f).
 func debVersion(v string) (string, error) {
 	v = strings.TrimPrefix(v, "v")
 	if v == "" {
 		return "", fmt.Errorf("empty version")
 	}
-	if v[0] < '0' || v[0] > '9' {
+	// A bare commit hash (git describe without a tag) may start with a
+	// digit, but it is not a version: 9ca1b9f would sort above 1.0.
+	if v[0] < '0' || v[0] > '9' || commitHash.MatchString(v) {
 		v = "0~" + v
 	}
 	if i := strings.IndexByte(v, '-'); i >= 0 {

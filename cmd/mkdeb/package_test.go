@@ -22,6 +22,9 @@ func TestDebVersion(t *testing.T) {
 		"v1.2.3-4-gabc-dirty": "1.2.3+4.gabc.dirty",
 		"abc1234":             "0~abc1234",
 		"abc1234-dirty":       "0~abc1234+dirty",
+		"9ca1b9f":             "0~9ca1b9f",
+		"9ca1b9f-dirty":       "0~9ca1b9f+dirty",
+		"2":                   "2",
 		"dev":                 "0~dev",
 	} {
 		if got, err := debVersion(in); err != nil || got != want {
