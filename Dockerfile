@@ -2,6 +2,9 @@
 #
 # popgate container image: a static binary on an empty base.
 #
+# `go tool task image` writes the same image without Docker (cmd/mkimage,
+# into bin/popgate-image.tar); cmd/popgate/image_test.go keeps the two equal.
+#
 #   docker build --build-arg VERSION=$(git describe --tags --always) -t popgate .
 #   docker run -d --name popgate \
 #     -p 25:25 -p 110:110 -p 465:465 -p 587:587 -p 995:995 \

@@ -3,7 +3,8 @@
 # mkpasswd (whois: libxcrypt hashes for the yescrypt and import passwd tests),
 # Berkeley DB and LMDB tools, Postfix (postmap with hash, cdb and lmdb tables,
 # smtp-source, smtp-sink) and sendmail's makemap, extracted from its .deb
-# because sendmail-bin conflicts with postfix.
+# because sendmail-bin conflicts with postfix;
+# podman, lintian and debootstrap for the image and package tests.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""
@@ -36,6 +37,9 @@ packages=(
   git-email
   libmailtools-perl
   php-cli
+  podman
+  lintian
+  debootstrap
 )
 $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 
