@@ -42,16 +42,9 @@ const (
 // It must be called before the first login; Run then keeps the sharing
 // going. The store need not be reachable yet.
 func NewShared(g *Grants, rawURL, password string, cfg SharedConfig) (*Shared, error) {
-	opt, err := valkey.ParseURL(rawURL)
+	opt, u, err := parseSharedURL(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("acl: relay.grants_url: %w", err)
-	}
-	u, _ := url.Parse(rawURL) // parsed above
-	if u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "valkey" && u.Scheme != "valkeys" {
-		return nil, fmt.Errorf("acl: relay.grants_url: scheme %q, want redis or rediss", u.Scheme)
-	}
-	if u.RawQuery != "" {
-		return nil, errors.New("acl: relay.grants_url: query parameters are not supported")
 	}
 	if password != "" {
 		opt.Password = password
@@ -63,6 +56,38 @@ func NewShared(g *Grants, rawURL, password string, cfg SharedConfig) (*Shared, e
 	opt.ConnWriteTimeout = sharedConnTimeout
 	be := &valkeyBackend{opt: opt, channel: sharedChannelPrefix + strconv.Itoa(opt.SelectDB)}
 	return newShared(g, be, redactURL(u), cfg), nil
+}
+
+// CheckSharedURL reports whether rawURL is a usable relay.grants_url.
+func CheckSharedURL(rawURL string) error {
+	_, _, err := parseSharedURL(rawURL)
+	return err
+}
+
+func parseSharedURL(rawURL string) (valkey.ClientOption, *url.URL, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return valkey.ClientOption{}, nil, errors.New("not a URL") // url's error repeats the password
+	}
+	switch u.Scheme {
+	case "redis", "rediss", "valkey", "valkeys":
+	default:
+		return valkey.ClientOption{}, nil, fmt.Errorf("scheme %q: want redis:// or rediss://", u.Scheme)
+	}
+	if u.Host == "" || u.Opaque != "" {
+		return valkey.ClientOption{}, nil, errors.New("no host: want redis://host:port/db")
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return valkey.ClientOption{}, nil, errors.New("query parameters are not supported")
+	}
+	opt, err := valkey.ParseURL(rawURL)
+	if err != nil {
+		return valkey.ClientOption{}, nil, err
+	}
+	if opt.SelectDB < 0 {
+		return valkey.ClientOption{}, nil, fmt.Errorf("database %d: want 0 or more", opt.SelectDB)
+	}
+	return opt, u, nil
 }
 
 // redactURL is the store's address for logs and health: no credentials.
