@@ -367,3 +367,17 @@ func TestSharedRefusesBadAndNeverGrantMessages(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestNewSharedRefusesBadURL: a URL that cannot work is refused
+// before anything starts.
+func TestNewSharedRefusesBadURL(t *testing.T) {
+	g, err := NewGrants(GrantsConfig{TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"http://127.0.0.1:6379", "redis://", "redis://127.0.0.1:6379/x", "redis://127.0.0.1:6379/0?client_cache=0", "not a url at all\x7f"} {
+		if _, err := NewShared(g, u, "", SharedConfig{}); err == nil {
+			t.Errorf("%q accepted", u)
+		}
+	}
+}

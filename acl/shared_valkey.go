@@ -52,6 +52,9 @@ func NewShared(g *Grants, rawURL, password string, cfg SharedConfig) (*Shared, e
 	// The replica is kept by pub/sub; server-assisted client-side caching
 	// would add nothing but tracking traffic.
 	opt.DisableCache = true
+	// Run reconnects and reloads itself; valkey-go's own retries would
+	// hide an outage (Receive would wait through it silently).
+	opt.DisableRetry = true
 	opt.Dialer.Timeout = sharedDialTimeout
 	opt.ConnWriteTimeout = sharedConnTimeout
 	be := &valkeyBackend{opt: opt, channel: sharedChannelPrefix + strconv.Itoa(opt.SelectDB)}
