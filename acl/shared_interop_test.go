@@ -189,4 +189,3 @@ func TestInteropSharedRedisOutage(t *testing.T) {
 		t.Fatalf("return not logged: %s", a.logs.String())
 	}
 }
-

@@ -58,7 +58,7 @@ type services struct {
 	authSvc    *auth.Service
 	store      *maildir.Store
 	grants     *acl.Grants
-	shared     *acl.Shared // nil: grants in memory (relay.grants_url = "")
+	shared     *acl.Shared                // nil: grants in memory (relay.grants_url = "")
 	relay      atomic.Pointer[relayState] // swapped by reload
 	report     *relayReport
 	metrics    *metrics // nil: metrics off

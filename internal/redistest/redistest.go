@@ -15,7 +15,7 @@ import (
 )
 
 // Server is one redis-server process; it can be stopped and started again
-// on the same port, without persistence (--save '' --appendonly no), so a
+// on the same port, without persistence (--save ” --appendonly no), so a
 // restart loses every key as a crashed cache would.
 type Server struct {
 	t    *testing.T
