@@ -18,7 +18,7 @@ import (
 // on the same port, without persistence (--save ” --appendonly no), so a
 // restart loses every key as a crashed cache would.
 type Server struct {
-	t    *testing.T
+	t    testing.TB
 	Port int
 	dir  string
 
@@ -47,7 +47,7 @@ func (b *lockedBuffer) String() string {
 
 // Start runs redis-server on a free loopback port; it is stopped when the
 // test ends.
-func Start(t *testing.T) *Server {
+func Start(t testing.TB) *Server {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatal("redis-server is not installed (run .ci/install-peers.sh)")
