@@ -21,6 +21,7 @@ type Server struct {
 	t    testing.TB
 	Port int
 	dir  string
+	pass string // --requirepass; "" for none
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -47,7 +48,10 @@ func (b *lockedBuffer) String() string {
 
 // Start runs redis-server on a free loopback port; it is stopped when the
 // test ends.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB) *Server { return StartWithPassword(t, "") }
+
+// StartWithPassword is Start with --requirepass password.
+func StartWithPassword(t testing.TB, password string) *Server {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatal("redis-server is not installed (run .ci/install-peers.sh)")
@@ -58,7 +62,7 @@ func Start(t testing.TB) *Server {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	s := &Server{t: t, Port: port, dir: t.TempDir()}
+	s := &Server{t: t, Port: port, dir: t.TempDir(), pass: password}
 	s.Restart()
 	t.Cleanup(s.Stop)
 	return s
@@ -81,8 +85,12 @@ func (s *Server) Restart() {
 		s.mu.Unlock()
 		s.t.Fatal("redistest: already running")
 	}
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.dir, "--protected-mode", "no")
+	args := []string{"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", s.dir, "--protected-mode", "no"}
+	if s.pass != "" {
+		args = append(args, "--requirepass", s.pass)
+	}
+	cmd := exec.Command("redis-server", args...)
 	cmd.Stdout, cmd.Stderr = &s.out, &s.out
 	if err := cmd.Start(); err != nil {
 		s.mu.Unlock()
