@@ -15,6 +15,10 @@ type grantSharer interface {
 	revoked(Grant)
 }
 
+// maxSharedSkew is how far a peer's clock may run ahead of this one's
+// before a grant it made is shortened here to relay.pop_ttl from now.
+const maxSharedSkew = time.Minute
+
 // The methods below keep the local cache a replica of the shared set. They
 // are called by Shared only; a grant applied here is not shared again.
 
@@ -37,9 +41,16 @@ func (g *Grants) setShared(gr Grant) bool {
 	if gr.User == "" || g.neverGranted(gr.IP) {
 		return false
 	}
-	left := gr.Expires.Sub(g.now())
+	now := g.now()
+	left := gr.Expires.Sub(now)
 	if left <= 0 {
 		return false
+	}
+	if left > g.ttl+maxSharedSkew {
+		// A record from the store never grants longer than a login here
+		// would (plus the clock skew allowed between instances).
+		left = g.ttl + maxSharedSkew
+		gr.Expires = now.Add(left)
 	}
 	if item := g.cache.Get(gr.IP); item != nil && sameGrant(item.Value(), gr) {
 		return false

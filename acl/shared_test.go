@@ -381,3 +381,21 @@ func TestNewSharedRefusesBadURL(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedGrantCappedAtTTL: a record promising more than pop_ttl (a
+// peer's clock far ahead, or a hand-made key) is honoured for pop_ttl
+// plus the allowed skew only.
+func TestSharedGrantCappedAtTTL(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g, err := NewGrants(GrantsConfig{TTL: 15 * time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		client := ip("192.0.2.7")
+		g.applyShared(Grant{IP: client, User: "x@example.com", Granted: time.Now(), Expires: time.Now().Add(365 * 24 * time.Hour)})
+		gr, ok := g.Lookup(client)
+		if !ok || !gr.Expires.Equal(time.Now().Add(15*time.Minute+maxSharedSkew)) {
+			t.Fatalf("Lookup = %+v %v", gr, ok)
+		}
+	})
+}

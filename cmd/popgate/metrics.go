@@ -172,10 +172,11 @@ func (m *metrics) eventTable() map[string]func(slog.Record) {
 		"relay grants sharing lost": inc(m.grantsSharing, "lost"),
 		"relay grants sharing restored": func(r slog.Record) {
 			m.grantsSharing.WithLabelValues("restored").Inc()
-			if n, err := strconv.Atoi(attr(r, "written_back")); err == nil && n > 0 {
-				m.grantsSharing.WithLabelValues("written_back").Add(float64(n))
-			}
+			m.grantsWrittenBack(r)
 		},
+		// The first connection may write back logins taken while the
+		// store was unreachable at start.
+		"relay grants shared": m.grantsWrittenBack,
 
 		"smtp relay denied":        inc(m.relayDecisions, "denied"),
 		"smtp connection rejected": inc(m.smtpRejections, "connect"),
@@ -271,6 +272,13 @@ func (h *countingHandler) Handle(ctx context.Context, r slog.Record) error {
 // WithAttrs keeps counting below a logger.With.
 func (h *countingHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	return &countingHandler{m: h.m, next: h.next.WithAttrs(attrs)}
+}
+
+// grantsWrittenBack counts the grants a reconnection wrote back.
+func (m *metrics) grantsWrittenBack(r slog.Record) {
+	if n, err := strconv.Atoi(attr(r, "written_back")); err == nil && n > 0 {
+		m.grantsSharing.WithLabelValues("written_back").Add(float64(n))
+	}
 }
 
 // WithGroup keeps counting below a logger.WithGroup; a record's own
