@@ -81,6 +81,7 @@ type Shared struct {
 	outages     int
 	writtenBack int
 	mine        map[netip.Addr]Grant     // grants made by logins here, for write-back
+	added       int                      // grants added to mine since it was last pruned
 	revokes     map[netip.Addr]time.Time // revocations made here while the store was down
 	cancel      context.CancelFunc       // ends the current subscription
 }
@@ -136,6 +137,11 @@ func (s *Shared) granted(gr Grant) {
 	s.mu.Lock()
 	s.mine[gr.IP] = gr
 	delete(s.revokes, gr.IP)
+	// Expired grants leave mine once it has grown by half since the last
+	// pruning: bounded memory at amortised constant cost per login.
+	if s.added++; s.added > len(s.mine)/2+64 {
+		s.pruneLocked()
+	}
 	up := s.up
 	s.mu.Unlock()
 	if !up {
@@ -146,6 +152,17 @@ func (s *Shared) granted(gr Grant) {
 	if err := s.be.put(ctx, gr); err != nil {
 		s.lost(fmt.Errorf("write grant for %s: %w", gr.IP, err))
 	}
+}
+
+// pruneLocked drops expired grants from mine.
+func (s *Shared) pruneLocked() {
+	now := s.now()
+	for ip, gr := range s.mine {
+		if !now.Before(gr.Expires) {
+			delete(s.mine, ip)
+		}
+	}
+	s.added = 0
 }
 
 // revoked removes a grant revoked here from the store, or remembers to.

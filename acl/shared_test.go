@@ -399,3 +399,26 @@ func TestSharedGrantCappedAtTTL(t *testing.T) {
 		}
 	})
 }
+
+// TestSharedForgetsExpiredOwnGrants: the grants kept for write-back do
+// not grow with every address that ever logged in.
+func TestSharedForgetsExpiredOwnGrants(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		a := newInstance(t, ctx, newFakeStore())
+		synctest.Wait()
+		for day := range 10 {
+			for i := range 1000 {
+				a.g.LoginSucceeded("alice@example.com", netip.AddrFrom4([4]byte{10, byte(day), byte(i >> 8), byte(i)}))
+			}
+			time.Sleep(24 * time.Hour)
+		}
+		a.s.mu.Lock()
+		n := len(a.s.mine)
+		a.s.mu.Unlock()
+		if n > 2100 {
+			t.Fatalf("%d own grants kept after 10 days of 1,000 logins a day with a 15-minute TTL", n)
+		}
+	})
+}
