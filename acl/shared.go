@@ -52,7 +52,7 @@ type SharedStatus struct {
 	Up          bool      `json:"up"`                   // sharing works now
 	Since       time.Time `json:"since"`                // when Up last changed
 	LastError   string    `json:"last_error,omitempty"` // why the store was last lost
-	Outages     int       `json:"outages"`              // times the store was lost
+	Outages     int       `json:"outages"`              // times the store was lost (or unreachable at start)
 	WrittenBack int       `json:"written_back"`         // grants written back after outages
 	Unshared    int       `json:"unshared"`             // local grants and revocations waiting for the store
 }
@@ -76,6 +76,7 @@ type Shared struct {
 
 	mu          sync.Mutex
 	up          bool
+	inOutage    bool // an outage was logged and has not ended
 	since       time.Time
 	lastErr     string
 	outages     int
@@ -192,16 +193,18 @@ func (s *Shared) revoked(gr Grant) {
 // Run reconnects and reloads.
 func (s *Shared) lost(err error) {
 	s.mu.Lock()
-	wasUp := s.up
 	s.up = false
 	s.lastErr = err.Error()
-	if wasUp {
+	// A store unreachable at start is an outage too: logged, counted.
+	begins := !s.inOutage
+	if begins {
+		s.inOutage = true
 		s.outages++
 		s.since = s.now()
 	}
 	cancel := s.cancel
 	s.mu.Unlock()
-	if wasUp {
+	if begins {
 		s.logger.Error("relay grants sharing lost", "store", s.store, "err", err)
 	} else {
 		s.logger.Debug("relay grants store unreachable", "store", s.store, "err", err)
@@ -331,7 +334,7 @@ func (s *Shared) resync(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil && !wasUp {
 			s.mu.Lock()
-			s.up = false // not back yet: Run counts no new outage
+			s.up = false // not back yet
 			s.mu.Unlock()
 		}
 	}()
@@ -373,10 +376,11 @@ func (s *Shared) resync(ctx context.Context) (err error) {
 	if !wasUp {
 		s.since = s.now()
 	}
-	outages := s.outages
+	restored := s.inOutage
+	s.inOutage = false
 	s.mu.Unlock()
 	msg := "relay grants shared"
-	if outages > 0 {
+	if restored {
 		msg = "relay grants sharing restored"
 	}
 	s.logger.Info(msg, "store", s.store, "grants", len(all), "written_back", back,

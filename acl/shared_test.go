@@ -422,3 +422,42 @@ func TestSharedForgetsExpiredOwnGrants(t *testing.T) {
 		}
 	})
 }
+
+// TestSharedStoreDownAtStart: a store unreachable when popgate starts is
+// an outage like any other: logged once, counted, local logins relay
+// here only, and they are written back when it answers.
+func TestSharedStoreDownAtStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		store := newFakeStore()
+		store.stop()
+		a := newInstance(t, ctx, store)
+		time.Sleep(10 * time.Second) // ten retries
+		synctest.Wait()
+		st := a.s.Status()
+		if st.Up || st.Outages != 1 || st.LastError == "" {
+			t.Fatalf("status: %+v", st)
+		}
+		if n := strings.Count(a.logs.String(), `level=ERROR msg="relay grants sharing lost"`); n != 1 {
+			t.Fatalf("outage logged %d times at error level: %s", n, a.logs.String())
+		}
+		client := ip("192.0.2.7")
+		a.g.LoginSucceeded("alice@example.com", client)
+		if _, ok := a.g.Lookup(client); !ok {
+			t.Fatal("own login refused without the store")
+		}
+		store.start()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if st := a.s.Status(); !st.Up || st.WrittenBack != 1 {
+			t.Fatalf("after start: %+v", st)
+		}
+		if _, ok := store.get(client); !ok {
+			t.Fatal("login not written back")
+		}
+		if !strings.Contains(a.logs.String(), `msg="relay grants sharing restored" store=redis://fake:6379/0 grants=1 written_back=1`) {
+			t.Fatalf("log: %s", a.logs.String())
+		}
+	})
+}
