@@ -75,7 +75,8 @@ type Shared struct {
 	retry  time.Duration
 
 	mu          sync.Mutex
-	up          bool
+	up          bool // write to the store directly (from the start of a reload)
+	ready       bool // the replica is the store's set (a reload finished)
 	inOutage    bool // an outage was logged and has not ended
 	since       time.Time
 	lastErr     string
@@ -113,14 +114,14 @@ func newShared(g *Grants, be sharedBackend, store string, cfg SharedConfig) *Sha
 func (s *Shared) Status() SharedStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return SharedStatus{Store: s.store, Up: s.up, Since: s.since, LastError: s.lastErr,
+	return SharedStatus{Store: s.store, Up: s.ready, Since: s.since, LastError: s.lastErr,
 		Outages: s.outages, WrittenBack: s.writtenBack, Unshared: len(s.revokes) + s.unsharedLocked()}
 }
 
 // unsharedLocked counts the live grants made here while the store was
 // down (all of them when it is down now).
 func (s *Shared) unsharedLocked() int {
-	if s.up {
+	if s.ready {
 		return 0
 	}
 	now := s.now()
@@ -193,7 +194,7 @@ func (s *Shared) revoked(gr Grant) {
 // Run reconnects and reloads.
 func (s *Shared) lost(err error) {
 	s.mu.Lock()
-	s.up = false
+	s.up, s.ready = false, false
 	s.lastErr = err.Error()
 	// A store unreachable at start is an outage too: logged, counted.
 	begins := !s.inOutage
@@ -378,6 +379,7 @@ func (s *Shared) resync(ctx context.Context) (err error) {
 	}
 	restored := s.inOutage
 	s.inOutage = false
+	s.ready = true
 	s.mu.Unlock()
 	msg := "relay grants shared"
 	if restored {
