@@ -5,6 +5,7 @@
 # smtp-source, smtp-sink) and sendmail's makemap, extracted from its .deb
 # because sendmail-bin conflicts with postfix;
 # podman, lintian and debootstrap for the image and package tests.
+# redis-server for the shared grants (relay.grants_url).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""
@@ -40,6 +41,7 @@ packages=(
   podman
   lintian
   debootstrap
+  redis-server
 )
 $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 

@@ -95,6 +95,9 @@ func restartOnly(old, cfg *Config) []string {
 	if old.Relay.PopTTL != cfg.Relay.PopTTL || !slices.Equal(old.Relay.NeverGrant, cfg.Relay.NeverGrant) {
 		keys = append(keys, "relay.pop_ttl/never_grant")
 	}
+	if old.Relay.GrantsURL != cfg.Relay.GrantsURL || old.Relay.GrantsPasswordFile != cfg.Relay.GrantsPasswordFile {
+		keys = append(keys, "relay.grants_url")
+	}
 	if old.SMTP.MinFreeBytes != cfg.SMTP.MinFreeBytes {
 		keys = append(keys, "smtp.min_free_bytes")
 	}
