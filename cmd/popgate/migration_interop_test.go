@@ -364,11 +364,18 @@ func TestInteropMigrationWalkthrough(t *testing.T) {
 		t.Fatalf("openssl: %v\n%s", err, out)
 	}
 	// Bad input first: the walk-through's snippet pasted below the
-	// imported file repeats its [relay] table; check names the line.
+	// imported file repeats its [relay] table, and puts hostname into the
+	// last table ([smtp] here, [queue.routes] as imported); check names
+	// the line of each.
 	pasted := filepath.Join(b.etcPopgate, "pasted.toml")
-	writeFile(t, b.etcPopgate, "pasted.toml", readText(t, b.cfg)+"\n[relay]\npop_ttl = \"15m\"\n")
-	if out, code := popgate(t, nil, "check", "--config", pasted); code == 0 || !strings.Contains(out, "Key 'relay' has already been defined") {
-		t.Errorf("step 5: check accepted a repeated [relay] table: exit %d\n%s", code, out)
+	for paste, want := range map[string]*regexp.Regexp{
+		"[relay]\npop_ttl = \"15m\"\n":      regexp.MustCompile(`pasted\.toml:\d+: Key 'relay' has already been defined`),
+		"hostname = \"mail.example.com\"\n": regexp.MustCompile(`pasted\.toml:\d+: smtp\.hostname: unknown key`),
+	} {
+		writeFile(t, b.etcPopgate, "pasted.toml", readText(t, b.cfg)+"\n"+paste)
+		if out, code := popgate(t, nil, "check", "--config", pasted); code != 1 || !want.MatchString(out) {
+			t.Errorf("step 5: check on a pasted %q: exit %d, want 1 and %v\n%s", paste, code, want, out)
+		}
 	}
 	os.Remove(pasted)
 	accessDB := filepath.Join(b.etcMail, "access.db")
@@ -399,6 +406,12 @@ func TestInteropMigrationWalkthrough(t *testing.T) {
 	// user, and the server runs as root here.
 	if out, code := popgate(t, nil, "check", "--config", b.cfg); code != 0 || !strings.Contains(out, "configuration ok") {
 		t.Fatalf("step 5: check: exit %d\n%s\n%s", code, out, readText(t, b.cfg))
+	}
+	// Bad input: step 1 run again would lose these edits; it refuses.
+	edited := readText(t, b.cfg)
+	if out, code := popgate(t, nil, "import", "sendmail", "--from", b.etcMail, "--out", b.etcPopgate, "--data-dir", b.dataDir); code != 1 ||
+		!strings.Contains(out, b.cfg) || !strings.Contains(out, "--force") || readText(t, b.cfg) != edited {
+		t.Errorf("step 5: import sendmail over the edited configuration: exit %d\n%s", code, out)
 	}
 	s := startBinary(t, b.cfg)
 	m := regexp.MustCompile(`(?m)^\s+pop3\.listen_tls\s+(\S+)$`).FindStringSubmatch(s.stdout.String())
