@@ -12,6 +12,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -205,17 +206,21 @@ func mailboxWith(t *testing.T, maildir, marker string) []string {
 	return found
 }
 
-// popgate runs the binary with args and returns its output and exit code.
-func popgate(t *testing.T, env []string, args ...string) (string, int) {
+// popgate runs the binary with args and returns its output (standard
+// output and error, interleaved as a terminal shows them), its standard
+// error alone, and its exit code.
+func popgate(t *testing.T, args ...string) (out, stderr string, code int) {
 	t.Helper()
+	var all lockedBuffer // written by the stdout and the stderr copier
+	var errb strings.Builder
 	cmd := exec.Command(binary(t), args...)
-	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.CombinedOutput()
-	code := exitCode(err)
+	cmd.Stdout = &all
+	cmd.Stderr = io.MultiWriter(&all, &errb)
+	code = exitCode(cmd.Run())
 	if code < 0 {
-		t.Fatalf("popgate %v: %v", args, err)
+		t.Fatalf("popgate %v: did not run", args)
 	}
-	return string(out), code
+	return all.String(), errb.String(), code
 }
 
 // mustContain fails the test for every want that text lacks.
@@ -239,14 +244,16 @@ func TestInteropMigrationWalkthrough(t *testing.T) {
 	}
 
 	// Step 1: configuration from /etc/mail.
-	out, code := popgate(t, nil, "import", "sendmail", "--from", b.etcMail, "--out", b.etcPopgate, "--data-dir", b.dataDir)
+	out, stderr, code := popgate(t, "import", "sendmail", "--from", b.etcMail, "--out", b.etcPopgate, "--data-dir", b.dataDir)
 	if code != 0 {
 		t.Fatalf("step 1: import sendmail: exit %d\n%s", code, out)
 	}
-	mustContain(t, "step 1: import sendmail's report", out,
-		"wrote "+b.cfg,
-		// Lines not carried over are listed for the operator to decide.
+	mustContain(t, "step 1: import sendmail's output", out, "wrote "+b.cfg)
+	// Lines not carried over are listed on standard error, for the
+	// operator to decide.
+	mustContain(t, "step 1: import sendmail's standard error", stderr,
 		"aliases:7: popgate delivers only to mailboxes, not to programs or files",
+		"mailertable:6: mailer \"uucp-dom\" has no popgate counterpart",
 		"virtusertable:8: popgate does not forward to remote addresses")
 	conf := readText(t, b.cfg)
 	// The users' domain is first: the next imports give it to their users.
@@ -277,7 +284,7 @@ func TestInteropMigrationWalkthrough(t *testing.T) {
 	})
 
 	// Step 2: users with the passwords they have.
-	out, code = popgate(t, nil, "import", "passwd", "--config", b.cfg, "--passwd", b.passwd, "--shadow", b.shadow)
+	out, _, code = popgate(t, "import", "passwd", "--config", b.cfg, "--passwd", b.passwd, "--shadow", b.shadow)
 	if code != 0 {
 		t.Fatalf("step 2: import passwd: exit %d\n%s", code, out)
 	}
@@ -286,20 +293,20 @@ func TestInteropMigrationWalkthrough(t *testing.T) {
 		"skipped  carol (passwd line 6): locked", "skipped  mail (passwd line 3): system account",
 		"skipped  root (passwd line 1): system account",
 		"2 imported, 0 already present, 4 skipped; users file "+filepath.Join(b.dataDir, "users"))
-	out, code = popgate(t, nil, "user", "list", "--config", b.cfg)
+	out, _, code = popgate(t, "user", "list", "--config", b.cfg)
 	if code != 0 || out != "alice@example.com\nbob@example.com\n" {
 		t.Fatalf("step 2: user list: exit %d\n%s", code, out)
 	}
 
 	// Step 3: check, then a trial on loopback while sendmail and qpopper
 	// still run.
-	if out, code := popgate(t, nil, "check", "--config", b.cfg); code != 0 || !strings.Contains(out, "configuration ok") {
+	if out, _, code := popgate(t, "check", "--config", b.cfg); code != 0 || !strings.Contains(out, "configuration ok") {
 		t.Fatalf("step 3: check: exit %d\n%s", code, out)
 	}
 	trial := startBinary(t, b.cfg)
 	trialCopy := filepath.Join(t.TempDir(), "alice.mbox")
 	writeSpool(t, trialCopy, readText(t, filepath.Join(b.varMail, "alice")))
-	out, code = popgate(t, nil, "import", "mbox", "--config", b.cfg, "alice", trialCopy)
+	out, _, code = popgate(t, "import", "mbox", "--config", b.cfg, "alice", trialCopy)
 	if code != 0 || !strings.Contains(out, "3 imported, 0 already there") {
 		t.Fatalf("step 3: import mbox: exit %d\n%s", code, out)
 	}
@@ -331,7 +338,7 @@ func TestInteropMigrationWalkthrough(t *testing.T) {
 
 	// Step 4: cut over: every spool, under mail.local's locks. The trial
 	// imported alice's first three messages; only the late one is new.
-	out, code = popgate(t, nil, "import", "spool", "--config", b.cfg, b.varMail)
+	out, _, code = popgate(t, "import", "spool", "--config", b.cfg, b.varMail)
 	if code != 0 {
 		t.Fatalf("step 4: import spool: exit %d\n%s", code, out)
 	}
@@ -339,7 +346,7 @@ func TestInteropMigrationWalkthrough(t *testing.T) {
 		"skipped 1 spool file(s) that are not users of example.com: root",
 		"spool "+b.varMail+": 2 mailbox(es), 3 imported, 3 already there")
 	// Idempotent: run again, nothing is imported twice.
-	if out, code := popgate(t, nil, "import", "spool", "--config", b.cfg, b.varMail); code != 0 ||
+	if out, _, code := popgate(t, "import", "spool", "--config", b.cfg, b.varMail); code != 0 ||
 		!strings.Contains(out, "2 mailbox(es), 0 imported, 6 already there") {
 		t.Fatalf("step 4: second import spool: exit %d\n%s", code, out)
 	}
@@ -373,7 +380,7 @@ func TestInteropMigrationWalkthrough(t *testing.T) {
 		"hostname = \"mail.example.com\"\n": regexp.MustCompile(`pasted\.toml:\d+: smtp\.hostname: unknown key`),
 	} {
 		writeFile(t, b.etcPopgate, "pasted.toml", readText(t, b.cfg)+"\n"+paste)
-		if out, code := popgate(t, nil, "check", "--config", pasted); code != 1 || !want.MatchString(out) {
+		if out, _, code := popgate(t, "check", "--config", pasted); code != 1 || !want.MatchString(out) {
 			t.Errorf("step 5: check on a pasted %q: exit %d, want 1 and %v\n%s", paste, code, want, out)
 		}
 	}
@@ -404,12 +411,12 @@ func TestInteropMigrationWalkthrough(t *testing.T) {
 	f.Close()
 	// chown -R popgate:popgate is left out: this machine has no popgate
 	// user, and the server runs as root here.
-	if out, code := popgate(t, nil, "check", "--config", b.cfg); code != 0 || !strings.Contains(out, "configuration ok") {
+	if out, _, code := popgate(t, "check", "--config", b.cfg); code != 0 || !strings.Contains(out, "configuration ok") {
 		t.Fatalf("step 5: check: exit %d\n%s\n%s", code, out, readText(t, b.cfg))
 	}
 	// Bad input: step 1 run again would lose these edits; it refuses.
 	edited := readText(t, b.cfg)
-	if out, code := popgate(t, nil, "import", "sendmail", "--from", b.etcMail, "--out", b.etcPopgate, "--data-dir", b.dataDir); code != 1 ||
+	if out, _, code := popgate(t, "import", "sendmail", "--from", b.etcMail, "--out", b.etcPopgate, "--data-dir", b.dataDir); code != 1 ||
 		!strings.Contains(out, b.cfg) || !strings.Contains(out, "--force") || readText(t, b.cfg) != edited {
 		t.Errorf("step 5: import sendmail over the edited configuration: exit %d\n%s", code, out)
 	}
@@ -547,10 +554,10 @@ p.user(sys.argv[4]); p.pass_(sys.argv[5]); print("stat", p.stat()); p.quit()`
 	})
 
 	// Step 8: who may relay now, and who relies on POP-before-SMTP.
-	if out, code := popgate(t, nil, "grants", "list", "--config", b.cfg); code != 0 || !regexp.MustCompile(`(?m)^127\.0\.0\.2\s+alice@example\.com\s`).MatchString(out) {
+	if out, _, code := popgate(t, "grants", "list", "--config", b.cfg); code != 0 || !regexp.MustCompile(`(?m)^127\.0\.0\.2\s+alice@example\.com\s`).MatchString(out) {
 		t.Errorf("step 8: grants list: exit %d\n%s", code, out)
 	}
-	if out, code := popgate(t, nil, "report", "--config", b.cfg); code != 0 || !regexp.MustCompile(`(?m)^\s*alice@example\.com\s+1\s`).MatchString(out) {
+	if out, _, code := popgate(t, "report", "--config", b.cfg); code != 0 || !regexp.MustCompile(`(?m)^\s*alice@example\.com\s+1\s`).MatchString(out) {
 		t.Errorf("step 8: report: exit %d\n%s", code, out)
 	}
 }
