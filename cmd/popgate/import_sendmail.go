@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,6 +23,7 @@ func importSendmail(_ context.Context, e *env, args []string) error {
 	from := fs.String("from", "/etc/mail", "sendmail's configuration directory")
 	out := fs.String("out", "", "directory to write popgate.toml, access and aliases into (created if missing)")
 	dataDir := fs.String("data-dir", "/var/lib/popgate", "data_dir of the new configuration")
+	force := fs.Bool("force", false, "overwrite popgate.toml, access and aliases when they exist in --out")
 	userDomain := fs.String("domain", "", "domain of the popgate users that bare virtusertable targets name (default: the first local domain other than localhost, as import passwd --domain sets it)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -30,7 +32,7 @@ func importSendmail(_ context.Context, e *env, args []string) error {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	if *out == "" {
-		return usagef("usage: popgate import sendmail [--from /etc/mail] --out DIR [--data-dir DIR] [--domain D]")
+		return usagef("usage: popgate import sendmail [--from /etc/mail] --out DIR [--data-dir DIR] [--domain D] [--force]")
 	}
 	if st, err := os.Stat(*from); err != nil || !st.IsDir() {
 		return fmt.Errorf("import sendmail: --from %s is not a directory", *from)
@@ -73,7 +75,7 @@ func importSendmail(_ context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("import sendmail: %w", err)
 	}
-	cfgPath, err := im.write(outDir, *dataDir)
+	cfgPath, err := im.write(outDir, *dataDir, *force)
 	if err != nil {
 		return err
 	}
@@ -90,8 +92,11 @@ func importSendmail(_ context.Context, e *env, args []string) error {
 }
 
 // write writes the three files into dir and returns the configuration's
-// path.
-func (im *smImport) write(dir, dataDir string) (string, error) {
+// path. Unless force is set it refuses, before writing anything, when one
+// of them exists: an operator runs the import again after editing
+// popgate.toml (or over the file a package installed), and losing those
+// edits without a word is worse than a refusal.
+func (im *smImport) write(dir, dataDir string, force bool) (string, error) {
 	stamp := fmt.Sprintf("# Written by `popgate import sendmail --from %s` on %s.\n", tomlQuote(im.from), time.Now().UTC().Format(time.RFC3339))
 	files := map[string]string{}
 	if len(im.access) > 0 {
@@ -144,7 +149,25 @@ func (im *smImport) write(dir, dataDir string) (string, error) {
 	if _, err := toml.Decode(files["popgate.toml"], new(map[string]any)); err != nil {
 		return "", fmt.Errorf("import sendmail: generated popgate.toml does not parse (a bug): %w", err)
 	}
-	for _, name := range []string{"access", "aliases", "popgate.toml"} {
+	names := []string{"access", "aliases", "popgate.toml"}
+	if !force {
+		var exist []string
+		for _, name := range names {
+			if _, ok := files[name]; !ok {
+				continue
+			}
+			p := filepath.Join(dir, name)
+			if _, err := os.Lstat(p); err == nil {
+				exist = append(exist, p)
+			} else if !errors.Is(err, os.ErrNotExist) {
+				return "", fmt.Errorf("import sendmail: %w", err)
+			}
+		}
+		if len(exist) > 0 {
+			return "", fmt.Errorf("import sendmail: %s already exist(s) and would be overwritten (with any edits since): move them away, or pass --force", strings.Join(exist, ", "))
+		}
+	}
+	for _, name := range names {
 		text, ok := files[name]
 		if !ok {
 			continue

@@ -175,6 +175,44 @@ func TestImportSendmailServes(t *testing.T) {
 	}
 }
 
+// TestImportSendmailKeepsExistingFiles: running the import again over a
+// configuration edited since (or over the one a package installed) is
+// refused with a message naming the files, and nothing is changed; with
+// --force the files are written anew.
+func TestImportSendmailKeepsExistingFiles(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "conf")
+	args := []string{"import", "sendmail", "--from", etcMail, "--out", out, "--data-dir", filepath.Join(out, "data")}
+	if stdout, stderr, code := runPopgate(t, args...); code != 0 {
+		t.Fatalf("first import exited %d\n%s\n%s", code, stdout, stderr)
+	}
+	cfg := filepath.Join(out, "popgate.toml")
+	edited := readText(t, cfg) + "\n[pop3]\nlisten = [\"0.0.0.0:110\"]\n"
+	writeFile(t, out, "popgate.toml", edited)
+	aliases := readText(t, filepath.Join(out, "aliases"))
+	stdout, stderr, code := runPopgate(t, args...)
+	if code != 1 || !strings.Contains(stderr, cfg) || !strings.Contains(stderr, "already exist(s)") || !strings.Contains(stderr, "--force") {
+		t.Errorf("second import: exit %d, want 1 naming %s and --force\n%s\n%s", code, cfg, stdout, stderr)
+	}
+	if readText(t, cfg) != edited || readText(t, filepath.Join(out, "aliases")) != aliases {
+		t.Error("a refused import changed the files")
+	}
+	// Only the configuration there (the package's): refused as well.
+	os.Remove(filepath.Join(out, "access"))
+	os.Remove(filepath.Join(out, "aliases"))
+	if _, stderr, code := runPopgate(t, args...); code != 1 || !strings.Contains(stderr, cfg) {
+		t.Errorf("import over a lone popgate.toml: exit %d\n%s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(out, "access")); err == nil {
+		t.Error("a refused import wrote access")
+	}
+	if stdout, stderr, code := runPopgate(t, append(args, "--force")...); code != 0 {
+		t.Fatalf("import --force exited %d\n%s\n%s", code, stdout, stderr)
+	}
+	if strings.Contains(readText(t, cfg), "[pop3]") || readText(t, filepath.Join(out, "aliases")) == "" {
+		t.Error("import --force did not write the files anew")
+	}
+}
+
 // TestImportSendmailBadInput: usage mistakes and a tree with nothing to
 // import are clear errors, and nothing is written.
 func TestImportSendmailBadInput(t *testing.T) {
