@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/popgate/popgate/auth/tlstest"
 )
 
 func TestDeliverViaSmarthostNormalisesAndDotStuffs(t *testing.T) {
@@ -220,17 +222,17 @@ func TestSMTPUTF8(t *testing.T) {
 
 func TestSmarthostRequiredTLSAndAuth(t *testing.T) {
 	t.Parallel()
-	cert, pool := testCert(t)
+	cert := tlstest.New(t, "sink.test")
 	t.Run("verified TLS and AUTH PLAIN", func(t *testing.T) {
 		t.Parallel()
 		s := newSink(t, func(srv *smtp.Server) {
-			srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+			srv.TLSConfig = cert.Server
 		})
 		s.authUser, s.authPass = "relay", "s3cret"
 		h := newHarness(t, s, func(c *Config) {
 			c.SmarthostTLS = TLSRequired
 			c.SmarthostAuth = &Auth{Username: "relay", Password: "s3cret"}
-			c.TLSConfig = &tls.Config{RootCAs: pool, ServerName: "sink.test"}
+			c.TLSConfig = cert.Client
 		})
 		h.run(t)
 		h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, testMsg)
@@ -244,7 +246,7 @@ func TestSmarthostRequiredTLSAndAuth(t *testing.T) {
 	t.Run("untrusted certificate is not used when required", func(t *testing.T) {
 		t.Parallel()
 		s := newSink(t, func(srv *smtp.Server) {
-			srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+			srv.TLSConfig = cert.Server
 		})
 		h := newHarness(t, s, func(c *Config) { c.SmarthostTLS = TLSRequired })
 		h.run(t)
@@ -272,7 +274,7 @@ func TestSmarthostRequiredTLSAndAuth(t *testing.T) {
 	t.Run("opportunistic uses an unverified certificate", func(t *testing.T) {
 		t.Parallel()
 		s := newSink(t, func(srv *smtp.Server) {
-			srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+			srv.TLSConfig = cert.Server
 		})
 		h := newHarness(t, s, func(c *Config) { c.SmarthostTLS = TLSOpportunistic })
 		h.run(t)
@@ -285,7 +287,7 @@ func TestSmarthostRequiredTLSAndAuth(t *testing.T) {
 	t.Run("opportunistic falls back to clear text after a failed handshake", func(t *testing.T) {
 		t.Parallel()
 		s := newSink(t, func(srv *smtp.Server) {
-			srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
+			srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert.Certificate}, MinVersion: tls.VersionTLS13}
 		})
 		h := newHarness(t, s, func(c *Config) {
 			c.SmarthostTLS = TLSOpportunistic
@@ -309,7 +311,7 @@ func TestSmarthostRequiredTLSAndAuth(t *testing.T) {
 	t.Run("wrong password stays pending", func(t *testing.T) {
 		t.Parallel()
 		s := newSink(t, func(srv *smtp.Server) {
-			srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+			srv.TLSConfig = cert.Server
 		})
 		s.authUser, s.authPass = "relay", "s3cret"
 		h := newHarness(t, s, func(c *Config) {
