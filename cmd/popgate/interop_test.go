@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/popgate/popgate/pop3/pop3test"
 )
 
 // need returns the path of a program the interop suite requires; a
@@ -349,24 +351,20 @@ func TestInteropKill9DuringPOP3Session(t *testing.T) {
 			t.Fatalf("delivery refused:\n%s", out)
 		}
 	}
-	c := dialFrom(t, "127.0.0.1", s.pop)
-	c.expect("", "+OK")
-	c.expect("USER alice@example.com", "+OK")
-	c.expect("PASS correct horse battery", "+OK")
-	c.expect("DELE 1", "+OK")
-	c.expect("DELE 2", "+OK")
+	c := pop3test.DialFrom(t, "127.0.0.1", s.pop)
+	c.Login("alice@example.com", "correct horse battery")
+	c.Expect("DELE 1", "+OK")
+	c.Expect("DELE 2", "+OK")
 	if err := s.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	_ = s.cmd.Wait()
 
 	s = startBinary(t, cfg)
-	c = dialFrom(t, "127.0.0.1", s.pop)
-	c.expect("", "+OK")
-	c.expect("USER alice@example.com", "+OK")
-	c.expect("PASS correct horse battery", "+OK")
-	c.expect("STAT", "+OK 2 ")
-	c.expect("QUIT", "+OK")
+	c = pop3test.DialFrom(t, "127.0.0.1", s.pop)
+	c.Login("alice@example.com", "correct horse battery")
+	c.Expect("STAT", "+OK 2 ")
+	c.Expect("QUIT", "+OK")
 }
 
 // TestInteropBinarySignals drives the real binary's signal handling:
