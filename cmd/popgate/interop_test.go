@@ -169,18 +169,27 @@ func swaksSend(t *testing.T, server, from, sender, rcpt string) string {
 	return out
 }
 
+// postfixSink starts Postfix's smtp-sink on a free loopback port, writing
+// every message it receives to a file msg.* in the returned directory,
+// and stops it by pid when the test ends.
+func postfixSink(t *testing.T) (addr, dir string) {
+	t.Helper()
+	addr, dir = freeAddr(t), t.TempDir()
+	sink := exec.Command(need(t, "smtp-sink"), "-u", "root", "-d", filepath.Join(dir, "msg."), addr, "100")
+	if err := sink.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sink.Process.Kill(); _ = sink.Wait() })
+	waitListening(t, addr)
+	return addr, dir
+}
+
 func TestInteropBinaryPOPBeforeSMTP(t *testing.T) {
 	for _, p := range []string{"swaks", "fetchmail", "mpop", "db5.3_dump", "postmap", "smtp-sink"} {
 		need(t, p)
 	}
 	dir := t.TempDir()
-	sinkAddr, sinkDir := freeAddr(t), t.TempDir()
-	sink := exec.Command(need(t, "smtp-sink"), "-u", "root", "-d", filepath.Join(sinkDir, "msg."), sinkAddr, "100")
-	if err := sink.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sink.Process.Kill(); _ = sink.Wait() })
-	waitListening(t, sinkAddr)
+	sinkAddr, sinkDir := postfixSink(t)
 
 	const ttl = 3 * time.Second
 	cfg := filepath.Join(dir, "popgate.toml")
@@ -261,11 +270,7 @@ min_retry = "1s"
 		out, err := runCmd(t, "", need(t, "db5.3_dump"), "-p", filepath.Join(dir, "access.db"))
 		return err == nil && strings.Contains(out, "connect:127.0.0.1\n RELAY")
 	})
-	// postmap wants a main.cf; an empty one in a private directory will do.
-	pfconf := t.TempDir()
-	if err := os.WriteFile(filepath.Join(pfconf, "main.cf"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	pfconf := postmapConf(t)
 	postmapQ := func(key string) (string, error) {
 		return runCmd(t, "", need(t, "postmap"), "-c", pfconf, "-q", key, "hash:"+filepath.Join(dir, "postfix-access"))
 	}

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -183,13 +182,7 @@ func TestInteropPostfixPolicyService(t *testing.T) {
 	for _, p := range []string{"swaks", "mpop", "smtp-sink", "postfix"} {
 		need(t, p)
 	}
-	sinkAddr, sinkDir := freeAddr(t), t.TempDir()
-	sink := exec.Command(need(t, "smtp-sink"), "-u", "root", "-d", filepath.Join(sinkDir, "msg."), sinkAddr, "100")
-	if err := sink.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sink.Process.Kill(); _ = sink.Wait() })
-	waitListening(t, sinkAddr)
+	sinkAddr, sinkDir := postfixSink(t)
 
 	// Long enough for the steps after the login on a loaded machine.
 	const ttl = 15 * time.Second
