@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/popgate/popgate/acl/postmaptest"
 	"github.com/popgate/popgate/pop3/pop3test"
 )
 
@@ -270,7 +271,7 @@ min_retry = "1s"
 		out, err := runCmd(t, "", need(t, "db5.3_dump"), "-p", filepath.Join(dir, "access.db"))
 		return err == nil && strings.Contains(out, "connect:127.0.0.1\n RELAY")
 	})
-	pfconf := postmapConf(t)
+	_, pfconf := postmaptest.New(t)
 	postmapQ := func(key string) (string, error) {
 		return runCmd(t, "", need(t, "postmap"), "-c", pfconf, "-q", key, "hash:"+filepath.Join(dir, "postfix-access"))
 	}

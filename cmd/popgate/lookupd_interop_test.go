@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/popgate/popgate/acl/postmaptest"
 )
 
 // lookupPopgate starts the popgate binary with the policy server and the
@@ -228,10 +230,7 @@ func TestInteropPostmapSocketmap(t *testing.T) {
 	// Long enough for the queries after the login on a loaded machine.
 	const ttl = 10 * time.Second
 	pg, _, sockmap, unixSock := lookupPopgate(t, ttl)
-	pfconf := t.TempDir()
-	if err := os.WriteFile(filepath.Join(pfconf, "main.cf"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	_, pfconf := postmaptest.New(t)
 	host, port, _ := net.SplitHostPort(sockmap)
 	tables := []string{"socketmap:inet:" + host + ":" + port + ":access", "socketmap:unix:" + unixSock + ":access"}
 	query := func(table, key string) (string, error) {

@@ -11,17 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// postmapConf returns a directory with an empty main.cf for postmap -c.
-func postmapConf(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "main.cf"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
+	"github.com/popgate/popgate/acl/postmaptest"
+)
 
 // TestInteropBinaryMirrorCDBAndLMDB runs the real binary with cdb and
 // lmdb mirrors beside a static access file: an mpop login puts its IP in
@@ -73,7 +65,7 @@ format = "cdb"
 		t.Fatalf("check: %v\n%s", err, out)
 	}
 	s := startBinary(t, cfg)
-	pfconf := postmapConf(t)
+	_, pfconf := postmaptest.New(t)
 	query := func(table, key string) string {
 		out, _ := exec.Command(need(t, "postmap"), "-c", pfconf, "-q", key, table).Output()
 		return strings.TrimSpace(string(out))
@@ -123,7 +115,7 @@ format = "cdb"
 // `postmap cdb:` and `postmap lmdb:` with `popgate access get` and list.
 func TestInteropAccessMakeCDBAndLMDB(t *testing.T) {
 	postmap := need(t, "postmap")
-	pfconf := postmapConf(t)
+	_, pfconf := postmaptest.New(t)
 	var text, keys strings.Builder
 	want := make(map[string]string)
 	for i := range 100000 {
