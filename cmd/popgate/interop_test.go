@@ -185,16 +185,13 @@ func postfixSink(t *testing.T) (addr, dir string) {
 	return addr, dir
 }
 
-func TestInteropBinaryPOPBeforeSMTP(t *testing.T) {
-	for _, p := range []string{"swaks", "fetchmail", "mpop", "db5.3_dump", "postmap", "smtp-sink"} {
-		need(t, p)
-	}
-	dir := t.TempDir()
-	sinkAddr, sinkDir := postfixSink(t)
-
-	const ttl = 3 * time.Second
-	cfg := filepath.Join(dir, "popgate.toml")
-	conf := fmt.Sprintf(`hostname = "mx.example.com"
+// relayConfig is the start of a configuration for the binary under test:
+// example.com with its data in dataDir, POP3, MX and submission on
+// 127.0.0.1:0, no trusted networks (a loopback client needs a POP3 login
+// to relay) and grants that live ttl. It ends inside [relay], so a test
+// appends relay keys first and then its own sections.
+func relayConfig(dataDir string, ttl time.Duration) string {
+	return fmt.Sprintf(`hostname = "mx.example.com"
 domains = ["example.com"]
 data_dir = %q
 [pop3]
@@ -205,7 +202,36 @@ submission = ["127.0.0.1:0"]
 [relay]
 pop_ttl = "%s"
 trusted_networks = []
-[[relay.mirror]]
+`, dataDir, ttl)
+}
+
+// setupBinary writes conf to dir/popgate.toml, adds alice@example.com
+// (password "correct horse battery") with the binary and has `popgate
+// check` accept the result. It returns the configuration's path.
+func setupBinary(t *testing.T, dir, conf string) string {
+	t.Helper()
+	cfg := filepath.Join(dir, "popgate.toml")
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCmd(t, "correct horse battery\n", binary(t), "user", "add", "--stdin", "--config", cfg, "alice@example.com"); err != nil {
+		t.Fatalf("user add: %v\n%s", err, out)
+	}
+	if out, err := runCmd(t, "", binary(t), "check", "--config", cfg); err != nil {
+		t.Fatalf("check: %v\n%s", err, out)
+	}
+	return cfg
+}
+
+func TestInteropBinaryPOPBeforeSMTP(t *testing.T) {
+	for _, p := range []string{"swaks", "fetchmail", "mpop", "db5.3_dump", "postmap", "smtp-sink"} {
+		need(t, p)
+	}
+	dir := t.TempDir()
+	sinkAddr, sinkDir := postfixSink(t)
+
+	const ttl = 3 * time.Second
+	conf := relayConfig(dir, ttl) + fmt.Sprintf(`[[relay.mirror]]
 path = %q
 flavor = "sendmail"
 format = "hash"
@@ -216,16 +242,8 @@ format = "hash"
 [queue]
 smarthost = %q
 min_retry = "1s"
-`, dir, ttl, filepath.Join(dir, "access.db"), filepath.Join(dir, "postfix-access.db"), sinkAddr)
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := runCmd(t, "correct horse battery\n", binary(t), "user", "add", "--stdin", "--config", cfg, "alice@example.com"); err != nil {
-		t.Fatalf("user add: %v\n%s", err, out)
-	}
-	if out, err := runCmd(t, "", binary(t), "check", "--config", cfg); err != nil {
-		t.Fatalf("check: %v\n%s", err, out)
-	}
+`, filepath.Join(dir, "access.db"), filepath.Join(dir, "postfix-access.db"), sinkAddr)
+	cfg := setupBinary(t, dir, conf)
 	s := startBinary(t, cfg)
 
 	// Before any login: relaying from 127.0.0.1 is refused (loopback is
@@ -342,15 +360,9 @@ func maildirFor(t *testing.T) string {
 // still there, since deletion happens only at QUIT.
 func TestInteropKill9DuringPOP3Session(t *testing.T) {
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "popgate.toml")
 	conf := fmt.Sprintf("domains = [\"example.com\"]\ndata_dir = %q\n[pop3]\nlisten = [\"127.0.0.1:0\"]\n"+
 		"[smtp]\nlisten = [\"127.0.0.1:0\"]\nsubmission = []\n", dir)
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := runCmd(t, "correct horse battery\n", binary(t), "user", "add", "--stdin", "--config", cfg, "alice@example.com"); err != nil {
-		t.Fatalf("user add: %v\n%s", err, out)
-	}
+	cfg := setupBinary(t, dir, conf)
 	s := startBinary(t, cfg)
 	for range 2 {
 		if out := swaksSend(t, s.mx, "127.0.0.1", "someone@remote.example", "alice@example.com"); !strings.Contains(out, "queued as") {
@@ -383,16 +395,10 @@ func TestInteropBinarySignals(t *testing.T) {
 	if err := os.WriteFile(access, []byte("Connect:127.0.0.6 RELAY\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := filepath.Join(dir, "popgate.toml")
 	conf := fmt.Sprintf("domains = [\"example.com\"]\ndata_dir = %q\n[pop3]\nlisten = [\"127.0.0.1:0\"]\n"+
 		"[smtp]\nlisten = [\"127.0.0.1:0\"]\nsubmission = []\n[relay]\ntrusted_networks = []\naccess_file = %q\n"+
 		"[queue]\nsmarthost = \"127.0.0.1:1\"\n", dir, access)
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := runCmd(t, "correct horse battery\n", binary(t), "user", "add", "--stdin", "--config", cfg, "alice@example.com"); err != nil {
-		t.Fatalf("user add: %v\n%s", err, out)
-	}
+	cfg := setupBinary(t, dir, conf)
 	s := startBinary(t, cfg)
 	popLogin(t, "127.0.0.2", s.pop, "alice@example.com", "correct horse battery")
 	relays := func(from string) bool {

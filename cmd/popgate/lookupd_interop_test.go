@@ -32,7 +32,6 @@ func lookupPopgate(t *testing.T, ttl time.Duration) (s *binServer, policy, sockm
 	if err := os.WriteFile(access, []byte("Connect:192.168.0 RELAY\nConnect:127.0.0.9 REJECT\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := filepath.Join(dir, "popgate.toml")
 	conf := fmt.Sprintf(`hostname = "mx.example.com"
 domains = ["example.com"]
 data_dir = %q
@@ -52,15 +51,7 @@ listen = [%q, "unix:%s"]
 [log]
 level = "debug"
 `, dir, ttl, access, policy, sockmap, unixSock)
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := runCmd(t, "correct horse battery\n", binary(t), "user", "add", "--stdin", "--config", cfg, "alice@example.com"); err != nil {
-		t.Fatalf("user add: %v\n%s", err, out)
-	}
-	if out, err := runCmd(t, "", binary(t), "check", "--config", cfg); err != nil {
-		t.Fatalf("check: %v\n%s", err, out)
-	}
+	cfg := setupBinary(t, dir, conf)
 	s = startBinary(t, cfg)
 	waitListening(t, policy)
 	waitListening(t, sockmap)

@@ -29,19 +29,7 @@ func TestInteropBinaryMirrorCDBAndLMDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	const ttl = 3 * time.Second
-	cfg := filepath.Join(dir, "popgate.toml")
-	conf := fmt.Sprintf(`hostname = "mx.example.com"
-domains = ["example.com"]
-data_dir = %q
-[pop3]
-listen = ["127.0.0.1:0"]
-[smtp]
-listen = ["127.0.0.1:0"]
-submission = ["127.0.0.1:0"]
-[relay]
-pop_ttl = "%s"
-trusted_networks = []
-access_file = %q
+	conf := relayConfig(dir, ttl) + fmt.Sprintf(`access_file = %q
 [[relay.mirror]]
 path = %q
 flavor = "postfix"
@@ -54,16 +42,8 @@ format = "lmdb"
 path = %q
 flavor = "sendmail"
 format = "cdb"
-`, dir, ttl, access, filepath.Join(dir, "popgate.cdb"), filepath.Join(dir, "popgate.lmdb"), filepath.Join(dir, "access.cdb"))
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := runCmd(t, "correct horse battery\n", binary(t), "user", "add", "--stdin", "--config", cfg, "alice@example.com"); err != nil {
-		t.Fatalf("user add: %v\n%s", err, out)
-	}
-	if out, err := runCmd(t, "", binary(t), "check", "--config", cfg); err != nil {
-		t.Fatalf("check: %v\n%s", err, out)
-	}
+`, access, filepath.Join(dir, "popgate.cdb"), filepath.Join(dir, "popgate.lmdb"), filepath.Join(dir, "access.cdb"))
+	cfg := setupBinary(t, dir, conf)
 	s := startBinary(t, cfg)
 	_, pfconf := postmaptest.New(t)
 	query := func(table, key string) string {
