@@ -206,11 +206,8 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// sink is smtptest's recording SMTP server; sinkMsg one message it took.
-type (
-	sink    = smtptest.Sink
-	sinkMsg = smtptest.Message
-)
+// sink is smtptest's recording SMTP server.
+type sink = smtptest.Sink
 
 // harness is a Queue on a real temporary directory with an injected clock,
 // a collecting Bouncer and an attempt notification channel.
