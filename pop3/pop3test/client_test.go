@@ -2,7 +2,9 @@ package pop3test_test
 
 import (
 	"bufio"
+	"fmt"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -65,5 +67,45 @@ func TestLoginRetrUIDL(t *testing.T) {
 	want := "USER alice\r\n|PASS secret\r\n|UIDL\r\n|RETR 2\r\n|QUIT\r\n"
 	if got := strings.Join(<-sent, "|"); got != want {
 		t.Errorf("sent %q, want %q", got, want)
+	}
+}
+
+// recorder is a testing.TB whose Fatalf records the failure and ends the
+// goroutine, as the real one does.
+type recorder struct {
+	testing.TB
+	msg string
+}
+
+func (r *recorder) Helper() {}
+
+func (r *recorder) Fatalf(format string, args ...any) {
+	r.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// TestMismatchFails: Run fails on a reply with the wrong prefix and on a
+// body that differs, so dialog tables built on it can fail.
+func TestMismatchFails(t *testing.T) {
+	for name, tc := range map[string]struct {
+		steps []pop3test.Step
+		want  string
+	}{
+		"reply": {[]pop3test.Step{{Want: "+OK"}, {Send: "STAT", Want: "+OK 2"}}, "step 1"},
+		"body":  {[]pop3test.Step{{Want: "+OK"}, {Send: "LIST", Want: "+OK", Body: []string{"1 10"}}}, "body"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			addr, _ := scripted(t, "+OK ready\r\n", "+OK 1 10\r\n1 12\r\n.\r\n")
+			r := &recorder{TB: t}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				pop3test.Dial(r, addr).Run(tc.steps)
+			}()
+			<-done
+			if !strings.Contains(r.msg, tc.want) {
+				t.Errorf("failure %q, want it to mention %q", r.msg, tc.want)
+			}
+		})
 	}
 }

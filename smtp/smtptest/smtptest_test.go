@@ -1,6 +1,8 @@
 package smtptest_test
 
 import (
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -63,5 +65,51 @@ func TestLastLine(t *testing.T) {
 		if got := smtptest.LastLine(in); got != want {
 			t.Errorf("LastLine(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// recorder is a testing.TB whose Fatalf records the failure and ends the
+// goroutine, as the real one does, so a test can check that a helper
+// fails.
+type recorder struct {
+	testing.TB
+	msg string
+}
+
+func (r *recorder) Helper() {}
+
+func (r *recorder) Fatalf(format string, args ...any) {
+	r.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// fails runs f with a recorder in its own goroutine and returns what it
+// failed with ("" if it did not).
+func fails(t *testing.T, f func(tb testing.TB)) string {
+	r := &recorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f(r)
+	}()
+	<-done
+	return r.msg
+}
+
+// TestMismatchFails: Expect and Run fail the test on a reply with the
+// wrong code, so dialog tables built on them can fail.
+func TestMismatchFails(t *testing.T) {
+	s := smtptest.NewSink(t)
+	c := smtptest.Dial(t, s.Addr)
+	c.Hello("client.test")
+	if msg := fails(t, func(tb testing.TB) {
+		smtptest.NewClient(tb, c.Conn).Expect("NOOP", "550")
+	}); !strings.Contains(msg, `"NOOP"`) {
+		t.Errorf("Expect on a 250 wanting 550: %q", msg)
+	}
+	if msg := fails(t, func(tb testing.TB) {
+		smtptest.NewClient(tb, c.Conn).Run([]smtptest.Step{{Send: "NOOP", Want: "250"}, {Send: "RCPT TO:<b@sink.test>", Want: "250"}})
+	}); !strings.Contains(msg, "step 1") {
+		t.Errorf("Run with RCPT before MAIL: %q", msg)
 	}
 }
