@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/popgate/popgate/acl/postmaptest"
 )
 
 // makemapPath finds sendmail's makemap: the unpacked copy first, then PATH.
@@ -86,10 +88,7 @@ old.example		"550 Old style"
 // TestInteropPostmapEntries builds the postfix flavor with postmap and
 // reads every key back with postmap -q.
 func TestInteropPostmapEntries(t *testing.T) {
-	postmap, err := exec.LookPath("postmap")
-	if err != nil {
-		t.Fatalf("postmap not installed: %v", err)
-	}
+	postmap, dir := postmaptest.New(t)
 	rules, err := ParseRulesString(mirrorAccess)
 	if err != nil {
 		t.Fatal(err)
@@ -98,12 +97,6 @@ func TestInteropPostmapEntries(t *testing.T) {
 	var text strings.Builder
 	for _, e := range entries {
 		text.WriteString(e.Key + " " + e.Value + "\n")
-	}
-	dir := t.TempDir()
-	// postmap reads main.cf; an empty one in its own config directory
-	// keeps the test independent of the machine's Postfix setup.
-	if err := os.WriteFile(filepath.Join(dir, "main.cf"), nil, 0o644); err != nil {
-		t.Fatal(err)
 	}
 	src := filepath.Join(dir, "popgate")
 	if err := os.WriteFile(src, []byte(text.String()), 0o644); err != nil {

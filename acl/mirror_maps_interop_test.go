@@ -16,6 +16,7 @@ import (
 
 	"github.com/popgate/popgate/acl/accessdb"
 	"github.com/popgate/popgate/acl/mapfile"
+	"github.com/popgate/popgate/acl/postmaptest"
 )
 
 // fileMapWriter is the production writer's shape (cmd/popgate's
@@ -57,13 +58,7 @@ func postmapQuery(t *testing.T, confDir, table string, keys []string) map[string
 // rule and live grant is found with its value, and expired grants are
 // gone at the instant they expire.
 func TestInteropMirrorCDBAndLMDBThroughExpiry(t *testing.T) {
-	if _, err := exec.LookPath("postmap"); err != nil {
-		t.Fatalf("postmap not installed: %v", err)
-	}
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "main.cf"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	_, dir := postmaptest.New(t)
 	type target struct {
 		path, flavor, table string
 		format              mapfile.Format

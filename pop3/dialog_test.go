@@ -112,7 +112,7 @@ func TestAuthorizationDialogs(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			c := newEnv(t, nil).dial(t) // own mailbox lock per case
-			c.run(steps)
+			run(c, steps)
 		})
 	}
 }
@@ -122,14 +122,14 @@ func TestBareLF(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	c := e.dial(t)
-	c.line()
-	fmt.Fprint(c.conn, "USER alice\nPASS secret\nSTAT\nQUIT\n")
+	c.Line()
+	fmt.Fprint(c.Conn, "USER alice\nPASS secret\nSTAT\nQUIT\n")
 	for _, want := range []string{"+OK send PASS", "+OK maildrop locked", "+OK 3 ", "+OK"} {
-		if got := c.line(); !strings.HasPrefix(got, want) {
+		if got := c.Line(); !strings.HasPrefix(got, want) {
 			t.Fatalf("got %q, want %q", got, want)
 		}
 	}
-	c.closed()
+	c.Closed()
 }
 
 // TestTransactionDialog walks every TRANSACTION command with good and
@@ -141,8 +141,8 @@ func TestTransactionDialog(t *testing.T) {
 	st := e.drop.store("alice@example.com")
 	u1, u2, u3 := st.msgs[0].uid, st.msgs[1].uid, st.msgs[2].uid
 	c := e.dial(t)
-	c.login("alice@example.com", "secret")
-	c.run([]step{
+	login(c, "alice@example.com", "secret")
+	run(c, []step{
 		{"CAPA", "+OK", capaTransaction},
 		{"STAT", fmt.Sprintf("+OK 3 %d", s1+s2+s3), nil},
 		{"LIST", fmt.Sprintf("+OK 3 messages (%d octets)", s1+s2+s3), []string{
@@ -213,9 +213,9 @@ func TestTransactionBadArguments(t *testing.T) {
 			t.Parallel()
 			d := newEnv(t, nil) // own mailbox lock per case
 			c := d.dial(t)
-			c.login("alice", "secret")
-			c.run(steps)
-			c.run([]step{{"QUIT", "+OK", nil}})
+			login(c, "alice", "secret")
+			run(c, steps)
+			run(c, []step{{"QUIT", "+OK", nil}})
 		})
 	}
 }
@@ -227,11 +227,11 @@ func TestRawStuffing(t *testing.T) {
 	e := newEnv(t, nil)
 	e.drop.add("bob@example.com", ".\n..\nx\r\n.\r\n\nend")
 	c := e.dial(t)
-	c.login("bob", "pass word")
-	c.send("RETR 1")
+	login(c, "bob", "pass word")
+	c.Send("RETR 1")
 	want := "+OK 18 octets\r\n..\r\n...\r\nx\r\n..\r\n\r\nend\r\n.\r\n"
 	buf := make([]byte, len(want))
-	if _, err := c.r.Read(buf[:1]); err != nil {
+	if _, err := c.R.Read(buf[:1]); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := fullRead(c, buf[1:]); err != nil {
@@ -245,7 +245,7 @@ func TestRawStuffing(t *testing.T) {
 func fullRead(c *client, b []byte) (int, error) {
 	n := 0
 	for n < len(b) {
-		m, err := c.r.Read(b[n:])
+		m, err := c.R.Read(b[n:])
 		n += m
 		if err != nil {
 			return n, err

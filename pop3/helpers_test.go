@@ -1,26 +1,22 @@
 package pop3
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/netip"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/popgate/popgate/auth/tlstest"
+	"github.com/popgate/popgate/pop3/pop3test"
 )
 
 // memMsg is a stored message of the in-memory maildrop.
@@ -283,116 +279,36 @@ func newEnv(t testing.TB, tweak func(*Config)) *env {
 	return e
 }
 
-// client is a test POP3 client speaking over a real connection.
-type client struct {
-	t    testing.TB
-	conn net.Conn
-	r    *bufio.Reader
-}
+// client is the shared POP3 dialog client.
+type client = pop3test.Client
 
-func (e *env) dial(t testing.TB) *client {
-	t.Helper()
-	c, err := net.Dial("tcp", e.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return newClient(t, c)
-}
-
-// dialFrom connects from a chosen loopback source address.
-func (e *env) dialFrom(t testing.TB, src string) *client {
-	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
-	c, err := d.Dial("tcp", e.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return newClient(t, c)
-}
-
-func newClient(t testing.TB, c net.Conn) *client {
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	return &client{t: t, conn: c, r: bufio.NewReader(c)}
-}
-
-func (c *client) send(line string) {
-	c.t.Helper()
-	if _, err := io.WriteString(c.conn, line+"\r\n"); err != nil {
-		c.t.Fatalf("send %q: %v", line, err)
-	}
-}
-
-// line reads one response line, CRLF checked and stripped.
-func (c *client) line() string {
-	c.t.Helper()
-	s, err := c.r.ReadString('\n')
-	if err != nil {
-		c.t.Fatalf("read: %v (got %q)", err, s)
-	}
-	if !strings.HasSuffix(s, "\r\n") {
-		c.t.Fatalf("line %q does not end in CRLF", s)
-	}
-	return strings.TrimSuffix(s, "\r\n")
-}
-
-// multi reads the body of a multi-line response, un-stuffing dots.
-func (c *client) multi() []string {
-	c.t.Helper()
-	var out []string
-	for {
-		l := c.line()
-		if l == "." {
-			return out
-		}
-		out = append(out, strings.TrimPrefix(l, "."))
-	}
-}
-
-// closed asserts the server closed the connection.
-func (c *client) closed() {
-	c.t.Helper()
-	if s, err := c.r.ReadString('\n'); err == nil || s != "" {
-		c.t.Fatalf("connection still open: read %q, %v", s, err)
-	}
-}
-
-// step is one exchange of a dialog: send a line ("" sends nothing) and
-// expect a reply starting with want. body, if not nil, is the expected
-// multi-line body. want "<closed>" expects the server to have closed.
+// step is one exchange of a dialog table, written unkeyed for brevity:
+// send a line ("" sends nothing), expect a reply starting with want (or
+// pop3test.ClosedReply), and, if body is not nil, that multi-line body.
 type step struct {
 	send string
 	want string
 	body []string
 }
 
-func (c *client) run(steps []step) {
-	c.t.Helper()
+// run plays a dialog table with pop3test's Run.
+func run(c *client, steps []step) {
+	all := make([]pop3test.Step, len(steps))
 	for i, s := range steps {
-		if s.send != "" {
-			c.send(s.send)
-		}
-		if s.want == "<closed>" {
-			c.closed()
-			continue
-		}
-		got := c.line()
-		if !strings.HasPrefix(got, s.want) {
-			c.t.Fatalf("step %d %q: got %q, want prefix %q", i, s.send, got, s.want)
-		}
-		if s.body != nil {
-			body := c.multi()
-			if strings.Join(body, "\n") != strings.Join(s.body, "\n") {
-				c.t.Fatalf("step %d %q: body\n%q\nwant\n%q", i, s.send, body, s.body)
-			}
-		}
+		all[i] = pop3test.Step{Send: s.send, Want: s.want, Body: s.body}
 	}
+	c.Run(all)
 }
 
-// login runs the greeting and USER/PASS for alice.
-func (c *client) login(user, pass string) {
-	c.t.Helper()
-	c.run([]step{{"", "+OK", nil}, {"USER " + user, "+OK", nil}, {"PASS " + pass, "+OK maildrop locked", nil}})
+func (e *env) dial(t testing.TB) *client { return pop3test.Dial(t, e.addr) }
+
+// dialFrom connects from a chosen loopback source address.
+func (e *env) dialFrom(t testing.TB, src string) *client { return pop3test.DialFrom(t, src, e.addr) }
+
+// login runs the greeting and USER/PASS and checks that the maildrop was
+// locked (stricter than pop3test's Login, which any +OK satisfies).
+func login(c *client, user, pass string) {
+	run(c, []step{{"", "+OK", nil}, {"USER " + user, "+OK", nil}, {"PASS " + pass, "+OK maildrop locked", nil}})
 }
 
 // waitClosed waits until the mailbox of user was closed n times in all.
@@ -410,28 +326,7 @@ func (e *env) waitClosed(t testing.TB, user string) {
 
 // selfSigned makes a TLS configuration with a fresh certificate for
 // 127.0.0.1 and localhost.
-func selfSigned(t testing.TB) *tls.Config {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
-}
+func selfSigned(t testing.TB) *tls.Config { return tlstest.New(t, "localhost").Server }
 
 type netipAddr = netip.Addr
 

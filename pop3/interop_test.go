@@ -46,13 +46,19 @@ func newInteropEnv(t *testing.T, mode string) *interopEnv {
 	return &interopEnv{env: e, tlsAddr: l.Addr().String()}
 }
 
-func hostPort(t *testing.T, addr string) (string, string) {
+// hostPort is where a client in mode connects: the implicit-TLS
+// listener for "ssl", the plain one (STLS offered) otherwise.
+func (e *interopEnv) hostPort(t *testing.T, mode string) (host, port string) {
 	t.Helper()
-	h, p, err := net.SplitHostPort(addr)
+	addr := e.addr
+	if mode == "ssl" {
+		addr = e.tlsAddr
+	}
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return h, p
+	return host, port
 }
 
 func program(t *testing.T, name string) string {
@@ -173,11 +179,7 @@ func TestInteropPoplib(t *testing.T) {
 	for _, mode := range []string{"plain", "stls", "ssl"} {
 		t.Run(mode, func(t *testing.T) {
 			e := newInteropEnv(t, mode)
-			addr := e.addr
-			if mode == "ssl" {
-				addr = e.tlsAddr
-			}
-			host, port := hostPort(t, addr)
+			host, port := e.hostPort(t, mode)
 			out := t.TempDir()
 			del := map[string]string{"plain": "0", "stls": "1", "ssl": "1"}[mode]
 			res := runProgram(t, t.TempDir(), "python3", script, host, port, mode, "alice@example.com", "secret", out, del)
@@ -221,11 +223,7 @@ func TestInteropMpop(t *testing.T) {
 	for _, mode := range []string{"plain", "stls", "ssl"} {
 		t.Run(mode, func(t *testing.T) {
 			e := newInteropEnv(t, mode)
-			addr := e.addr
-			if mode == "ssl" {
-				addr = e.tlsAddr
-			}
-			host, port := hostPort(t, addr)
+			host, port := e.hostPort(t, mode)
 			md := maildir(t)
 			home := t.TempDir()
 			auth := map[string]string{"plain": "user", "stls": "plain", "ssl": "user"}[mode] // SASL PLAIN after STLS
@@ -255,11 +253,7 @@ func TestInteropFetchmail(t *testing.T) {
 	for _, mode := range []string{"plain", "stls", "ssl"} {
 		t.Run(mode, func(t *testing.T) {
 			e := newInteropEnv(t, mode)
-			addr := e.addr
-			if mode == "ssl" {
-				addr = e.tlsAddr
-			}
-			host, port := hostPort(t, addr)
+			host, port := e.hostPort(t, mode)
 			home, out := t.TempDir(), t.TempDir()
 			tlsOpts := map[string]string{
 				"plain": "sslproto ''",
@@ -291,11 +285,8 @@ func TestInteropGetmail(t *testing.T) {
 	for _, mode := range []string{"plain", "ssl"} {
 		t.Run(mode, func(t *testing.T) {
 			e := newInteropEnv(t, mode)
-			addr, typ := e.addr, "SimplePOP3Retriever"
-			if mode == "ssl" {
-				addr, typ = e.tlsAddr, "SimplePOP3SSLRetriever"
-			}
-			host, port := hostPort(t, addr)
+			host, port := e.hostPort(t, mode)
+			typ := map[string]string{"plain": "SimplePOP3Retriever", "ssl": "SimplePOP3SSLRetriever"}[mode]
 			home, md, user := t.TempDir(), maildir(t), ""
 			if os.Geteuid() == 0 {
 				// getmail refuses to deliver as root: deliver as nobody

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/popgate/popgate/pop3/pop3test"
 )
 
 // TestDroppedConnectionDeletesNothing: DELE then hang up; Commit is never
@@ -16,9 +18,9 @@ func TestDroppedConnectionDeletesNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	c := e.dial(t)
-	c.login("alice", "secret")
-	c.run([]step{{"DELE 1", "+OK", nil}, {"DELE 2", "+OK", nil}})
-	c.conn.Close()
+	login(c, "alice", "secret")
+	run(c, []step{{"DELE 1", "+OK", nil}, {"DELE 2", "+OK", nil}})
+	c.Conn.Close()
 	e.waitClosed(t, "alice@example.com")
 	n, commits, closes, locked := e.drop.state("alice@example.com")
 	if n != 3 || len(commits) != 0 || closes != 1 || locked {
@@ -32,8 +34,8 @@ func TestIdleTimeout(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *Config) { c.IdleTimeout = 200 * time.Millisecond })
 	c := e.dial(t)
-	c.login("alice", "secret")
-	c.run([]step{
+	login(c, "alice", "secret")
+	run(c, []step{
 		{"DELE 1", "+OK", nil},
 		{"", "-ERR autologout: idle for too long", nil},
 		{"", "<closed>", nil},
@@ -49,11 +51,11 @@ func TestMaxLifetime(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *Config) { c.MaxLifetime = 300 * time.Millisecond })
 	c := e.dial(t)
-	c.login("alice", "secret")
-	c.run([]step{{"DELE 1", "+OK", nil}})
+	login(c, "alice", "secret")
+	run(c, []step{{"DELE 1", "+OK", nil}})
 	for {
-		c.send("NOOP")
-		l := c.line()
+		c.Send("NOOP")
+		l := c.Line()
 		if l == "+OK" {
 			continue
 		}
@@ -75,7 +77,7 @@ func TestLongLineResync(t *testing.T) {
 	e := newEnv(t, nil)
 	c := e.dial(t)
 	long := "USER " + strings.Repeat("a", 248) // 253 + CRLF = 255
-	c.run([]step{
+	run(c, []step{
 		{"", "+OK", nil},
 		{long, "+OK send PASS", nil},
 		{long + "b", "-ERR line too long", nil},
@@ -90,9 +92,9 @@ func TestNUL(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	c := e.dial(t)
-	c.run([]step{{"", "+OK", nil}, {"CAPA", "+OK", capaAuthPlain}, {"USER al\x00ice", "-ERR NUL byte", nil}, {"USER alice", "+OK", nil}})
+	run(c, []step{{"", "+OK", nil}, {"CAPA", "+OK", capaAuthPlain}, {"USER al\x00ice", "-ERR NUL byte", nil}, {"USER alice", "+OK", nil}})
 	c2 := e.dial(t)
-	c2.run([]step{{"", "+OK", nil}, {"\x00\x00", "-ERR not a POP3 command", nil}, {"", "<closed>", nil}})
+	run(c2, []step{{"", "+OK", nil}, {"\x00\x00", "-ERR not a POP3 command", nil}, {"", "<closed>", nil}})
 }
 
 // TestProtocolErrorsClose: client mistakes get -ERR and the session goes
@@ -102,17 +104,17 @@ func TestProtocolErrorsClose(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	c := e.dial(t)
-	c.login("alice", "secret")
-	c.run([]step{
+	login(c, "alice", "secret")
+	run(c, []step{
 		{"FOO", "-ERR unknown command", nil},
 		{"RETR x", "-ERR invalid message number", nil},
 		{"DELE 1", "+OK", nil},
 		{"USER x", "-ERR USER not valid in this state", nil},
 	})
 	for i := 3; i < maxProtocolErrors-1; i++ {
-		c.run([]step{{"XYZZY", "-ERR unknown command", nil}})
+		run(c, []step{{"XYZZY", "-ERR unknown command", nil}})
 	}
-	c.run([]step{
+	run(c, []step{
 		{"STAT", "+OK", nil},
 		{"XYZZY", "-ERR too many errors, closing connection", nil},
 		{"", "<closed>", nil},
@@ -131,7 +133,7 @@ func TestProbingClientKeepsSession(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	c := e.dial(t)
-	c.run([]step{
+	run(c, []step{
 		{"", "+OK", nil},
 		{"STAT", "-ERR STAT not valid in this state", nil},
 		{"LAST", "-ERR unknown command", nil},
@@ -155,7 +157,7 @@ func TestFailedLoginsClose(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	c := e.dial(t)
-	c.run([]step{
+	run(c, []step{
 		{"", "+OK", nil},
 		{"USER alice", "+OK", nil},
 		{"PASS wrong1", "-ERR [AUTH] authentication failed", nil},
@@ -168,11 +170,11 @@ func TestFailedLoginsClose(t *testing.T) {
 		{"QUIT", "+OK", nil},
 	})
 	c2 := e.dial(t)
-	c2.run([]step{{"", "+OK", nil}})
+	run(c2, []step{{"", "+OK", nil}})
 	for i := 1; i < maxFailedLogins; i++ {
-		c2.run([]step{{"USER alice", "+OK", nil}, {"PASS wrong", "-ERR [AUTH] authentication failed", nil}})
+		run(c2, []step{{"USER alice", "+OK", nil}, {"PASS wrong", "-ERR [AUTH] authentication failed", nil}})
 	}
-	c2.run([]step{
+	run(c2, []step{
 		{"USER alice", "+OK", nil},
 		{"PASS wrong", "-ERR [AUTH] authentication failed, too many failed logins, closing connection", nil},
 		{"", "<closed>", nil},
@@ -186,10 +188,10 @@ func TestHTTPVerbCloses(t *testing.T) {
 	e := newEnv(t, nil)
 	for _, verb := range []string{"GET / HTTP/1.1", "POST /x HTTP/1.0", "HEAD / HTTP/1.1", "CONNECT example.com:443 HTTP/1.1", "get /"} {
 		c := e.dial(t)
-		c.run([]step{{"", "+OK", nil}, {verb, "-ERR this is a POP3 server", nil}, {"", "<closed>", nil}})
+		run(c, []step{{"", "+OK", nil}, {verb, "-ERR this is a POP3 server", nil}, {"", "<closed>", nil}})
 	}
 	c := e.dial(t)
-	c.run([]step{{"", "+OK", nil}, {"NOOP", "-ERR NOOP not valid", nil}, {"GET /", "-ERR unknown command", nil}, {"QUIT", "+OK", nil}})
+	run(c, []step{{"", "+OK", nil}, {"NOOP", "-ERR NOOP not valid", nil}, {"GET /", "-ERR unknown command", nil}, {"QUIT", "+OK", nil}})
 }
 
 // TestConnectionCaps: over the total or per-IP cap the client gets
@@ -199,16 +201,16 @@ func TestConnectionCaps(t *testing.T) {
 	t.Run("per IP", func(t *testing.T) {
 		e := newEnv(t, func(c *Config) { c.MaxConnsPerIP = 2 })
 		a, b := e.dial(t), e.dial(t)
-		a.run([]step{{"", "+OK", nil}})
-		b.run([]step{{"", "+OK", nil}})
+		run(a, []step{{"", "+OK", nil}})
+		run(b, []step{{"", "+OK", nil}})
 		over := e.dial(t)
-		over.run([]step{{"", "-ERR [SYS/TEMP] too many connections", nil}, {"", "<closed>", nil}})
+		run(over, []step{{"", "-ERR [SYS/TEMP] too many connections", nil}, {"", "<closed>", nil}})
 		other := e.dialFrom(t, "127.0.0.2")
-		other.run([]step{{"", "+OK", nil}})
-		a.run([]step{{"QUIT", "+OK", nil}, {"", "<closed>", nil}})
+		run(other, []step{{"", "+OK", nil}})
+		run(a, []step{{"QUIT", "+OK", nil}, {"", "<closed>", nil}})
 		waitFor(t, func() bool {
 			c := e.dial(t)
-			return c.line() == "+OK pop.example.com POP3 server ready"
+			return c.Line() == "+OK pop.example.com POP3 server ready"
 		})
 	})
 	t.Run("slot freed before the lingering close", func(t *testing.T) {
@@ -217,16 +219,16 @@ func TestConnectionCaps(t *testing.T) {
 		// hold the per-IP slot, or busy clients reconnecting are refused.
 		e := newEnv(t, func(c *Config) { c.MaxConnsPerIP = 1 })
 		a := e.dial(t)
-		a.run([]step{{"", "+OK", nil}, {"QUIT", "+OK", nil}})
+		run(a, []step{{"", "+OK", nil}, {"QUIT", "+OK", nil}})
 		b := e.dial(t)
-		b.run([]step{{"", "+OK pop.example.com POP3 server ready", nil}})
+		run(b, []step{{"", "+OK pop.example.com POP3 server ready", nil}})
 	})
 	t.Run("total", func(t *testing.T) {
 		e := newEnv(t, func(c *Config) { c.MaxConns = 1 })
 		a := e.dial(t)
-		a.run([]step{{"", "+OK", nil}})
+		run(a, []step{{"", "+OK", nil}})
 		over := e.dialFrom(t, "127.0.0.3")
-		over.run([]step{{"", "-ERR [SYS/TEMP] too many connections", nil}, {"", "<closed>", nil}})
+		run(over, []step{{"", "-ERR [SYS/TEMP] too many connections", nil}, {"", "<closed>", nil}})
 	})
 }
 
@@ -249,17 +251,17 @@ func TestInUse(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	a := e.dial(t)
-	a.login("alice", "secret")
+	login(a, "alice", "secret")
 	b := e.dial(t)
-	b.run([]step{
+	run(b, []step{
 		{"", "+OK", nil},
 		{"USER alice", "+OK", nil},
 		{"PASS secret", "-ERR [IN-USE] mailbox locked by another session", nil},
 	})
 	// The lock is released before QUIT's +OK is sent: a client that
 	// reconnects at once must not meet its own finished session.
-	a.run([]step{{"QUIT", "+OK", nil}})
-	b.run([]step{{"USER alice", "+OK", nil}, {"PASS secret", "+OK maildrop locked", nil}})
+	run(a, []step{{"QUIT", "+OK", nil}})
+	run(b, []step{{"USER alice", "+OK", nil}, {"PASS secret", "+OK maildrop locked", nil}})
 }
 
 // TestPipelining: many commands in one write get their replies in order.
@@ -267,21 +269,21 @@ func TestPipelining(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	c := e.dial(t)
-	c.line()
+	c.Line()
 	var b strings.Builder
 	b.WriteString("USER alice\r\nPASS secret\r\n")
 	for i := 0; i < 50; i++ {
 		fmt.Fprintf(&b, "LIST %d\r\nNOOP\r\n", i%3+1)
 	}
 	b.WriteString("RETR 1\r\nQUIT\r\n")
-	if _, err := c.conn.Write([]byte(b.String())); err != nil {
+	if _, err := c.Conn.Write([]byte(b.String())); err != nil {
 		t.Fatal(err)
 	}
-	c.run([]step{{"", "+OK send PASS", nil}, {"", "+OK maildrop", nil}})
+	run(c, []step{{"", "+OK send PASS", nil}, {"", "+OK maildrop", nil}})
 	for i := 0; i < 50; i++ {
-		c.run([]step{{"", fmt.Sprintf("+OK %d ", i%3+1), nil}, {"", "+OK", nil}})
+		run(c, []step{{"", fmt.Sprintf("+OK %d ", i%3+1), nil}, {"", "+OK", nil}})
 	}
-	c.run([]step{{"", "+OK", msg1Lines}, {"", "+OK", nil}, {"", "<closed>", nil}})
+	run(c, []step{{"", "+OK", msg1Lines}, {"", "+OK", nil}, {"", "<closed>", nil}})
 }
 
 // TestObserverAndLogs: the observer sees the canonical user and the
@@ -291,8 +293,8 @@ func TestObserverAndLogs(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	c := e.dialFrom(t, "127.0.0.2")
-	c.run([]step{{"", "+OK", nil}, {"USER alice", "+OK", nil}, {"PASS wrongpw", "-ERR [AUTH]", nil}})
-	c.run([]step{{"USER Alice", "+OK", nil}, {"PASS secret", "+OK", nil}})
+	run(c, []step{{"", "+OK", nil}, {"USER alice", "+OK", nil}, {"PASS wrongpw", "-ERR [AUTH]", nil}})
+	run(c, []step{{"USER Alice", "+OK", nil}, {"PASS secret", "+OK", nil}})
 	select {
 	case got := <-e.obs.ch:
 		if got != "alice@example.com 127.0.0.2" {
@@ -301,7 +303,7 @@ func TestObserverAndLogs(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("observer not called")
 	}
-	c.run([]step{{"QUIT", "+OK", nil}})
+	run(c, []step{{"QUIT", "+OK", nil}})
 	e.waitClosed(t, "alice@example.com")
 	logs := e.logs.String()
 	for _, want := range []string{
@@ -350,8 +352,8 @@ func TestClientAddr(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newClient(t, conn)
-	c.login("alice", "secret")
+	c := pop3test.NewClient(t, conn)
+	login(c, "alice", "secret")
 	if got := <-e.obs.ch; got != "alice@example.com 203.0.113.7" {
 		t.Fatalf("observer got %q", got)
 	}
@@ -366,8 +368,8 @@ func TestThrottledAndInternal(t *testing.T) {
 	e.auth.throttled[mustAddr("127.0.0.4")] = true
 	e.auth.mu.Unlock()
 	c := e.dialFrom(t, "127.0.0.4")
-	c.run([]step{{"", "+OK", nil}, {"USER alice", "+OK", nil}, {"PASS secret", "-ERR [AUTH] authentication failed", nil}})
-	c.run([]step{{"USER nobody", "+OK", nil}, {"PASS secret", "-ERR [AUTH] authentication failed", nil}})
+	run(c, []step{{"", "+OK", nil}, {"USER alice", "+OK", nil}, {"PASS secret", "-ERR [AUTH] authentication failed", nil}})
+	run(c, []step{{"USER nobody", "+OK", nil}, {"PASS secret", "-ERR [AUTH] authentication failed", nil}})
 	if !strings.Contains(e.logs.String(), `reason=throttled`) {
 		t.Errorf("log lacks throttled reason")
 	}
@@ -375,7 +377,7 @@ func TestThrottledAndInternal(t *testing.T) {
 	f := newEnv(t, nil)
 	f.auth.err = fmt.Errorf("users file unreadable: /etc/secret-path")
 	d := f.dial(t)
-	d.run([]step{{"", "+OK", nil}, {"USER alice", "+OK", nil}, {"PASS secret", "-ERR [SYS/TEMP] internal server error, try again later", nil}})
+	run(d, []step{{"", "+OK", nil}, {"USER alice", "+OK", nil}, {"PASS secret", "-ERR [SYS/TEMP] internal server error, try again later", nil}})
 	if !strings.Contains(f.logs.String(), "secret-path") {
 		t.Errorf("internal error cause not logged")
 	}
@@ -392,8 +394,8 @@ func TestBackendFailures(t *testing.T) {
 	e.drop.commitErr = fmt.Errorf("disk full")
 	e.drop.mu.Unlock()
 	c := e.dial(t)
-	c.login("alice", "secret")
-	c.run([]step{
+	login(c, "alice", "secret")
+	run(c, []step{
 		{"RETR 2", "-ERR message 2 is no longer available", nil},
 		{"TOP 2 0", "-ERR message 2 is no longer available", nil},
 		{"RETR 1", "+OK", msg1Lines},
@@ -406,7 +408,7 @@ func TestBackendFailures(t *testing.T) {
 	f := newEnv(t, nil)
 	f.drop.openErr = fmt.Errorf("permission denied")
 	d := f.dial(t)
-	d.run([]step{{"", "+OK", nil}, {"USER alice", "+OK", nil}, {"PASS secret", "-ERR [SYS/TEMP]", nil}, {"QUIT", "+OK", nil}})
+	run(d, []step{{"", "+OK", nil}, {"USER alice", "+OK", nil}, {"PASS secret", "-ERR [SYS/TEMP]", nil}, {"QUIT", "+OK", nil}})
 }
 
 // TestShutdown: an idle session is told and closed without applying its
@@ -415,11 +417,11 @@ func TestShutdown(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	c := e.dial(t)
-	c.login("alice", "secret")
-	c.run([]step{{"DELE 1", "+OK", nil}})
+	login(c, "alice", "secret")
+	run(c, []step{{"DELE 1", "+OK", nil}})
 	done := make(chan error, 1)
 	go func() { done <- e.srv.Shutdown(t.Context()) }()
-	c.run([]step{{"", "-ERR [SYS/TEMP] server shutting down", nil}, {"", "<closed>", nil}})
+	run(c, []step{{"", "-ERR [SYS/TEMP] server shutting down", nil}, {"", "<closed>", nil}})
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
@@ -439,11 +441,11 @@ func TestShutdownDeadline(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	c := e.dial(t)
-	c.run([]step{{"", "+OK", nil}, {"AUTH PLAIN", "+ ", nil}})
+	run(c, []step{{"", "+OK", nil}, {"AUTH PLAIN", "+ ", nil}})
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
 	if err := e.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Shutdown = %v, want DeadlineExceeded", err)
 	}
-	c.closed()
+	c.Closed()
 }

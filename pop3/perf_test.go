@@ -14,6 +14,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/popgate/popgate/pop3/pop3test"
 )
 
 // fileDrop serves one user's messages from files, the way the maildir
@@ -54,22 +56,19 @@ func startFileServer(t *testing.T, paths ...string) *client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newClient(t, conn)
-	c.login("alice", "secret")
+	c := pop3test.NewClient(t, conn)
+	login(c, "alice", "secret")
 	return c
 }
 
 // retrHash RETRieves message n and hashes exactly want bytes of body
 // (terminator included), then checks nothing else follows.
-func (c *client) retrHash(n int, want int64) []byte {
-	c.t.Helper()
-	c.send(fmt.Sprintf("RETR %d", n))
-	if l := c.line(); !strings.HasPrefix(l, "+OK") {
-		c.t.Fatalf("RETR: %q", l)
-	}
+func retrHash(t testing.TB, c *client, n int, want int64) []byte {
+	t.Helper()
+	c.Expect(fmt.Sprintf("RETR %d", n), "+OK")
 	h := sha256.New()
-	if _, err := io.CopyN(h, c.r, want); err != nil {
-		c.t.Fatal(err)
+	if _, err := io.CopyN(h, c.R, want); err != nil {
+		t.Fatal(err)
 	}
 	return h.Sum(nil)
 }
@@ -109,7 +108,7 @@ func TestStreamLargeLFFile(t *testing.T) {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		got := c.retrHash(n, int64(len(want)))
+		got := retrHash(t, c, n, int64(len(want)))
 		runtime.ReadMemStats(&after)
 		sum := sha256.Sum256(want)
 		if !bytes.Equal(got, sum[:]) {
@@ -124,7 +123,7 @@ func TestStreamLargeLFFile(t *testing.T) {
 	if allocBig > allocSmall+256<<10 {
 		t.Fatalf("RETR of 20 MB allocated %d bytes (1 KB: %d): body not streamed", allocBig, allocSmall)
 	}
-	c.run([]step{{"NOOP", "+OK", nil}, {"QUIT", "+OK", nil}})
+	run(c, []step{{"NOOP", "+OK", nil}, {"QUIT", "+OK", nil}})
 }
 
 // TestIdleSessionMemory opens 1,000 sessions and reports the heap and
@@ -182,15 +181,15 @@ func benchEnv(b *testing.B, msgs, size int) *env {
 func BenchmarkRETR(b *testing.B) {
 	e := benchEnv(b, 50, 36*1024)
 	c := e.dial(b)
-	c.login("carol", "pw")
+	login(c, "carol", "pw")
 	size := crlfSize(e.drop.boxes["carol@example.com"].msgs[0].data)
 	b.SetBytes(50 * size)
 	b.ReportAllocs()
 	for b.Loop() {
 		for i := 1; i <= 50; i++ {
-			c.send(fmt.Sprintf("RETR %d", i))
-			c.line()
-			if _, err := io.CopyN(io.Discard, c.r, size+3); err != nil {
+			c.Send(fmt.Sprintf("RETR %d", i))
+			c.Line()
+			if _, err := io.CopyN(io.Discard, c.R, size+3); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -203,8 +202,8 @@ func BenchmarkLogin(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		c := e.dial(b)
-		c.run([]step{{"", "+OK", nil}, {"USER carol", "+OK", nil}, {"PASS pw", "+OK", nil}, {"STAT", "+OK 10", nil}, {"QUIT", "+OK", nil}})
-		c.conn.Close()
+		run(c, []step{{"", "+OK", nil}, {"USER carol", "+OK", nil}, {"PASS pw", "+OK", nil}, {"STAT", "+OK 10", nil}, {"QUIT", "+OK", nil}})
+		c.Conn.Close()
 		<-e.drop.closed
 	}
 }
@@ -213,13 +212,13 @@ func BenchmarkLogin(b *testing.B) {
 func BenchmarkUIDL100k(b *testing.B) {
 	e := benchEnv(b, 100000, 100)
 	c := e.dial(b)
-	c.login("carol", "pw")
+	login(c, "carol", "pw")
 	b.ReportAllocs()
 	for b.Loop() {
-		c.send("UIDL")
-		c.line()
+		c.Send("UIDL")
+		c.Line()
 		for {
-			l, err := c.r.ReadSlice('\n')
+			l, err := c.R.ReadSlice('\n')
 			if err != nil {
 				b.Fatal(err)
 			}

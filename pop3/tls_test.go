@@ -1,7 +1,6 @@
 package pop3
 
 import (
-	"bufio"
 	"context"
 	"crypto/md5"
 	"crypto/tls"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/popgate/popgate/pop3/pop3test"
 )
 
 var capaBeforeTLSRefused = []string{"TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING", "EXPIRE NEVER", "IMPLEMENTATION popgate", "STLS"}
@@ -22,16 +23,6 @@ var capaBeforeTLSAllowed = append(append([]string{}, capaBeforeTLSRefused...), "
 // refusal can be tested over loopback.
 func remoteOnly(c *Config) { c.IsLocal = func(netip.Addr) bool { return false } }
 
-func (c *client) startTLS() {
-	c.t.Helper()
-	tc := tls.Client(c.conn, &tls.Config{InsecureSkipVerify: true})
-	if err := tc.Handshake(); err != nil {
-		c.t.Fatalf("TLS handshake: %v", err)
-	}
-	c.conn = tc
-	c.r = bufio.NewReader(tc)
-}
-
 // TestPlaintextRefusedThenSTLS: before TLS, a non-local client sees STLS
 // but no USER/SASL in CAPA and every login command gets [AUTH]; after
 // STLS, CAPA lists USER and SASL and no STLS, and login works.
@@ -40,7 +31,7 @@ func TestPlaintextRefusedThenSTLS(t *testing.T) {
 	cert := selfSigned(t)
 	e := newEnv(t, func(c *Config) { c.TLS = cert; remoteOnly(c) })
 	c := e.dial(t)
-	c.run([]step{
+	run(c, []step{
 		{"", "+OK", nil},
 		{"CAPA", "+OK", capaBeforeTLSRefused},
 		{"USER alice", "-ERR [AUTH] plaintext authentication refused, use STLS first", nil},
@@ -50,8 +41,8 @@ func TestPlaintextRefusedThenSTLS(t *testing.T) {
 		{"STLS x", "-ERR wrong number of arguments", nil},
 		{"STLS", "+OK begin TLS negotiation", nil},
 	})
-	c.startTLS()
-	c.run([]step{
+	c.StartTLS(&tls.Config{InsecureSkipVerify: true})
+	run(c, []step{
 		{"CAPA", "+OK", capaAuthPlain},
 		{"STLS", "-ERR command not permitted when TLS active", nil},
 		{"USER alice", "+OK", nil},
@@ -70,9 +61,9 @@ func TestAllowPlaintextAuth(t *testing.T) {
 	t.Parallel()
 	cert := selfSigned(t)
 	e := newEnv(t, func(c *Config) { c.TLS = cert; remoteOnly(c); c.AllowPlaintextAuth = true })
-	e.dial(t).run([]step{{"", "+OK", nil}, {"CAPA", "+OK", capaBeforeTLSAllowed}, {"USER alice", "+OK", nil}, {"PASS secret", "+OK", nil}})
+	run(e.dial(t), []step{{"", "+OK", nil}, {"CAPA", "+OK", capaBeforeTLSAllowed}, {"USER alice", "+OK", nil}, {"PASS secret", "+OK", nil}})
 	f := newEnv(t, func(c *Config) { c.TLS = cert }) // default: loopback is local
-	f.dial(t).run([]step{{"", "+OK", nil}, {"CAPA", "+OK", capaBeforeTLSAllowed}, {"USER alice", "+OK", nil}, {"PASS secret", "+OK", nil}})
+	run(f.dial(t), []step{{"", "+OK", nil}, {"CAPA", "+OK", capaBeforeTLSAllowed}, {"USER alice", "+OK", nil}, {"PASS secret", "+OK", nil}})
 }
 
 // TestSTLSDiscardsPipelinedPlaintext: commands sent with STLS in one write
@@ -81,13 +72,13 @@ func TestSTLSDiscardsPipelinedPlaintext(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *Config) { c.TLS = selfSigned(t) })
 	c := e.dial(t)
-	c.run([]step{{"", "+OK", nil}, {"USER alice", "+OK", nil}})
-	if _, err := c.conn.Write([]byte("STLS\r\nCAPA\r\nNOOP\r\n")); err != nil {
+	run(c, []step{{"", "+OK", nil}, {"USER alice", "+OK", nil}})
+	if _, err := c.Conn.Write([]byte("STLS\r\nCAPA\r\nNOOP\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	c.run([]step{{"", "+OK begin TLS", nil}})
-	c.startTLS()
-	c.run([]step{
+	run(c, []step{{"", "+OK begin TLS", nil}})
+	c.StartTLS(&tls.Config{InsecureSkipVerify: true})
+	run(c, []step{
 		{"PASS secret", "-ERR USER first", nil},
 		{"USER alice", "+OK", nil},
 		{"PASS secret", "+OK maildrop locked", nil},
@@ -99,13 +90,13 @@ func TestSTLSFailedHandshakeCloses(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *Config) { c.TLS = selfSigned(t) })
 	c := e.dial(t)
-	c.run([]step{{"", "+OK", nil}, {"STLS", "+OK", nil}})
-	c.send("USER alice")
+	run(c, []step{{"", "+OK", nil}, {"STLS", "+OK", nil}})
+	c.Send("USER alice")
 	// The server may answer with a TLS alert record; it must not answer
 	// in plaintext and must close.
 	rest := make([]byte, 512)
 	for {
-		n, err := c.r.Read(rest)
+		n, err := c.R.Read(rest)
 		if n > 0 && strings.Contains(string(rest[:n]), "+OK") {
 			t.Fatalf("plaintext reply after failed handshake: %q", rest[:n])
 		}
@@ -134,8 +125,8 @@ func TestImplicitTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newClient(t, conn)
-	c.run([]step{
+	c := pop3test.NewClient(t, conn)
+	run(c, []step{
 		{"", "+OK pop.example.com POP3 server ready", nil},
 		{"CAPA", "+OK", capaAuthPlain},
 		{"STLS", "-ERR command not permitted when TLS active", nil},
@@ -205,7 +196,7 @@ func TestAUTH(t *testing.T) {
 				d = newEnv(t, nil) // own lock per successful login
 			}
 			c := d.dial(t)
-			c.run(append([]step{{"", "+OK", nil}}, steps...))
+			run(c, append([]step{{"", "+OK", nil}}, steps...))
 		})
 	}
 }
@@ -232,11 +223,11 @@ func TestAPOP(t *testing.T) {
 		return hex.EncodeToString(sum[:])
 	}
 	c := e.dial(t)
-	g := c.line()
+	g := c.Line()
 	if !strings.HasPrefix(g, "+OK pop.example.com POP3 server ready <") || !strings.HasSuffix(g, "@pop.example.com>") {
 		t.Fatalf("greeting %q lacks an APOP timestamp", g)
 	}
-	c.run([]step{
+	run(c, []step{
 		{"APOP alice " + digest(g, "wrong"), "-ERR [AUTH] authentication failed", nil},
 		{"APOP bob " + digest(g, "pass word"), "-ERR [AUTH] authentication failed", nil},
 		{"APOP alice " + strings.ToUpper(digest(g, "secret")), "+OK maildrop locked", nil},
@@ -249,14 +240,14 @@ func TestAPOP(t *testing.T) {
 	}
 
 	// A second connection's timestamp differs.
-	g2 := e.dial(t).line()
+	g2 := e.dial(t).Line()
 	if g2 == g {
 		t.Fatal("APOP timestamp repeated")
 	}
 	// Without PlainPassword APOP stays off and the greeting has no stamp.
 	f := newEnv(t, func(c *Config) { c.EnableAPOP = true })
-	f.dial(t).run([]step{{"", "+OK pop.example.com POP3 server ready", nil}, {"APOP alice 00", "-ERR APOP not available", nil}})
-	if g := f.dial(t).line(); strings.Contains(g, "<") {
+	run(f.dial(t), []step{{"", "+OK pop.example.com POP3 server ready", nil}, {"APOP alice 00", "-ERR APOP not available", nil}})
+	if g := f.dial(t).Line(); strings.Contains(g, "<") {
 		t.Fatalf("greeting %q has a timestamp with APOP off", g)
 	}
 }

@@ -14,7 +14,7 @@ func TestSizeAdvertisedAndEnforced(t *testing.T) {
 	t.Parallel()
 	e := startServer(t, func(e *env) { e.cfg.MaxMessageBytes = 1000 })
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	ehlo := rc.cmd("EHLO c")
+	ehlo := rc.Cmd("EHLO c")
 	for _, ext := range []string{"SIZE 1000", "PIPELINING", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "CHUNKING", "STARTTLS"} {
 		if !strings.Contains(ehlo, "250-"+ext+"\r\n") && !strings.Contains(ehlo, "250 "+ext+"\r\n") {
 			t.Errorf("EHLO lacks %s:\n%s", ext, ehlo)
@@ -24,16 +24,16 @@ func TestSizeAdvertisedAndEnforced(t *testing.T) {
 		t.Errorf("MX must not offer AUTH:\n%s", ehlo)
 	}
 	big := strings.Repeat("x", 70) + "\r\n"
-	rc.run([]step{
-		{send: "MAIL FROM:<x@example.org> SIZE=1001", want: "552 5.3.4"},
-		{send: "MAIL FROM:<x@example.org> SIZE=900", want: "250"},
-		{send: "RCPT TO:<alice@example.com>", want: "250"},
-		{send: "DATA", want: "354"},
-		{send: strings.Repeat(big, 20) + ".\r\n", raw: true, want: "552 5.3.4"},
+	rc.Run([]step{
+		{Send: "MAIL FROM:<x@example.org> SIZE=1001", Want: "552 5.3.4"},
+		{Send: "MAIL FROM:<x@example.org> SIZE=900", Want: "250"},
+		{Send: "RCPT TO:<alice@example.com>", Want: "250"},
+		{Send: "DATA", Want: "354"},
+		{Send: strings.Repeat(big, 20) + ".\r\n", Raw: true, Want: "552 5.3.4"},
 		// The session goes on.
-		{send: "MAIL FROM:<x@example.org>", want: "250"},
-		{send: "RCPT TO:<alice@example.com>", want: "250"},
-		{send: "BDAT 1200 LAST", want: "552 5.3.4", raw: false},
+		{Send: "MAIL FROM:<x@example.org>", Want: "250"},
+		{Send: "RCPT TO:<alice@example.com>", Want: "250"},
+		{Send: "BDAT 1200 LAST", Want: "552 5.3.4", Raw: false},
 	})
 	if n := len(e.deliverer.messages(t, "alice@example.com")); n != 0 {
 		t.Fatalf("oversized message delivered %d times", n)
@@ -46,12 +46,12 @@ func TestBDATChunking(t *testing.T) {
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
 	part1 := "Subject: chunked\r\n\r\n"
 	part2 := ".leading dot kept\r\n"
-	rc.run([]step{
-		{send: "EHLO c", want: "250 "},
-		{send: "MAIL FROM:<x@example.org>", want: "250"},
-		{send: "RCPT TO:<alice@example.com>", want: "250"},
-		{send: "BDAT " + strconv.Itoa(len(part1)) + "\r\n" + part1, raw: true, want: "250 2.0.0"},
-		{send: "BDAT " + strconv.Itoa(len(part2)) + " LAST\r\n" + part2, raw: true, want: "250 2.0.0 OK: queued as"},
+	rc.Run([]step{
+		{Send: "EHLO c", Want: "250 "},
+		{Send: "MAIL FROM:<x@example.org>", Want: "250"},
+		{Send: "RCPT TO:<alice@example.com>", Want: "250"},
+		{Send: "BDAT " + strconv.Itoa(len(part1)) + "\r\n" + part1, Raw: true, Want: "250 2.0.0"},
+		{Send: "BDAT " + strconv.Itoa(len(part2)) + " LAST\r\n" + part2, Raw: true, Want: "250 2.0.0 OK: queued as"},
 	})
 	msgs := e.deliverer.messages(t, "alice@example.com")
 	if len(msgs) != 1 || !strings.HasSuffix(msgs[0], part1+part2) {
@@ -80,15 +80,15 @@ func TestInternalErrorsAreNotLeaked(t *testing.T) {
 			t.Parallel()
 			e := startServer(t, tc.setup)
 			rc, _ := e.raw(t, "127.0.0.2", e.mx)
-			rc.run([]step{{send: "EHLO c", want: "250 "}, {send: "MAIL FROM:<x@example.org>", want: "250"}})
-			got := rc.cmd("RCPT TO:<" + tc.rcpt + ">")
+			rc.Run([]step{{Send: "EHLO c", Want: "250 "}, {Send: "MAIL FROM:<x@example.org>", Want: "250"}})
+			got := rc.Cmd("RCPT TO:<" + tc.rcpt + ">")
 			if tc.at == "data" {
 				if !strings.HasPrefix(got, "250") {
 					t.Fatalf("rcpt: %q", got)
 				}
-				rc.run([]step{{send: "DATA", want: "354"}})
-				rc.send(simpleMsg + ".\r\n")
-				got = rc.read()
+				rc.Run([]step{{Send: "DATA", Want: "354"}})
+				rc.Send(simpleMsg + ".\r\n")
+				got = rc.Reply()
 			}
 			if got != "451 4.3.0 Internal error, try again later\r\n" {
 				t.Fatalf("reply %q", got)
@@ -109,25 +109,25 @@ func TestLocalAndRemoteInOneMessage(t *testing.T) {
 		e.deliverer.call = make(chan struct{}, 1)
 	})
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.run([]step{
-		{send: "EHLO c", want: "250 "},
-		{send: "MAIL FROM:<alice@example.com>", want: "250"},
-		{send: "RCPT TO:<bob@example.com>", want: "250"},
-		{send: "RCPT TO:<far@remote.example>", want: "250"},
-		{send: "RCPT TO:<FAR@remote.example.>", want: "250"}, // different local part: kept
-		{send: "RCPT TO:<far@Remote.Example>", want: "250"},  // same address: once
-		{send: "DATA", want: "354"},
+	rc.Run([]step{
+		{Send: "EHLO c", Want: "250 "},
+		{Send: "MAIL FROM:<alice@example.com>", Want: "250"},
+		{Send: "RCPT TO:<bob@example.com>", Want: "250"},
+		{Send: "RCPT TO:<far@remote.example>", Want: "250"},
+		{Send: "RCPT TO:<FAR@remote.example.>", Want: "250"}, // different local part: kept
+		{Send: "RCPT TO:<far@Remote.Example>", Want: "250"},  // same address: once
+		{Send: "DATA", Want: "354"},
 	})
-	rc.send(simpleMsg + ".\r\n")
+	rc.Send(simpleMsg + ".\r\n")
 	<-e.deliverer.call
 	<-e.spooler.entered
 	// Local delivery is done, the spool is still working: no reply yet.
-	_ = rc.c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-	if b, err := rc.r.ReadByte(); err == nil {
+	_ = rc.Conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if b, err := rc.R.ReadByte(); err == nil {
 		t.Fatalf("reply byte %q before the spool returned", b)
 	}
 	close(e.spooler.release)
-	if got := rc.read(); !strings.HasPrefix(got, "250 2.0.0") {
+	if got := rc.Reply(); !strings.HasPrefix(got, "250 2.0.0") {
 		t.Fatalf("reply %q", got)
 	}
 	if n := len(e.deliverer.messages(t, "bob@example.com")); n != 1 {
@@ -149,13 +149,13 @@ func TestLargeMessageSpillsToTempFile(t *testing.T) {
 	})
 	body := strings.Repeat("spill line of text\r\n", 200)
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.run([]step{
-		{send: "EHLO c", want: "250 "},
-		{send: "MAIL FROM:<x@example.org>", want: "250"},
-		{send: "RCPT TO:<alice@example.com>", want: "250"},
-		{send: "RCPT TO:<far@remote.example>", want: "250"},
-		{send: "DATA", want: "354"},
-		{send: "Subject: big\r\n\r\n" + body + ".\r\n", raw: true, want: "250"},
+	rc.Run([]step{
+		{Send: "EHLO c", Want: "250 "},
+		{Send: "MAIL FROM:<x@example.org>", Want: "250"},
+		{Send: "RCPT TO:<alice@example.com>", Want: "250"},
+		{Send: "RCPT TO:<far@remote.example>", Want: "250"},
+		{Send: "DATA", Want: "354"},
+		{Send: "Subject: big\r\n\r\n" + body + ".\r\n", Raw: true, Want: "250"},
 	})
 	msgs := e.deliverer.messages(t, "alice@example.com")
 	q := e.spooler.all()
@@ -178,12 +178,12 @@ func TestTempDirFailureIsInternal(t *testing.T) {
 		e.cfg.TempDir = "/nonexistent/popgate-test"
 	})
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.run([]step{
-		{send: "EHLO c", want: "250 "},
-		{send: "MAIL FROM:<x@example.org>", want: "250"},
-		{send: "RCPT TO:<alice@example.com>", want: "250"},
-		{send: "DATA", want: "354"},
-		{send: simpleMsg + ".\r\n", raw: true, want: "451 4.3.0 Internal error, try again later"},
+	rc.Run([]step{
+		{Send: "EHLO c", Want: "250 "},
+		{Send: "MAIL FROM:<x@example.org>", Want: "250"},
+		{Send: "RCPT TO:<alice@example.com>", Want: "250"},
+		{Send: "DATA", Want: "354"},
+		{Send: simpleMsg + ".\r\n", Raw: true, Want: "451 4.3.0 Internal error, try again later"},
 	})
 	if !strings.Contains(e.waitLog(t, "smtp internal error"), "/nonexistent/popgate-test") {
 		t.Error("cause missing from the log")
@@ -194,14 +194,14 @@ func TestClientVanishingInDataIsNotInternal(t *testing.T) {
 	t.Parallel()
 	e := startServer(t, nil)
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.run([]step{
-		{send: "EHLO c", want: "250 "},
-		{send: "MAIL FROM:<x@example.org>", want: "250"},
-		{send: "RCPT TO:<alice@example.com>", want: "250"},
-		{send: "DATA", want: "354"},
+	rc.Run([]step{
+		{Send: "EHLO c", Want: "250 "},
+		{Send: "MAIL FROM:<x@example.org>", Want: "250"},
+		{Send: "RCPT TO:<alice@example.com>", Want: "250"},
+		{Send: "DATA", Want: "354"},
 	})
-	rc.send("Subject: cut\r\n\r\nhalf a mess")
-	rc.c.Close()
+	rc.Send("Subject: cut\r\n\r\nhalf a mess")
+	rc.Conn.Close()
 	e.waitLog(t, "smtp message read failed")
 	if len(e.logLines("smtp internal error")) != 0 {
 		t.Fatal("a vanished client was logged as an internal error")
@@ -218,18 +218,18 @@ func TestBDATAbortedByRSET(t *testing.T) {
 	t.Parallel()
 	e := startServer(t, nil)
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.run([]step{
-		{send: "EHLO c", want: "250 "},
-		{send: "MAIL FROM:<x@example.org>", want: "250"},
-		{send: "RCPT TO:<alice@example.com>", want: "250"},
+	rc.Run([]step{
+		{Send: "EHLO c", Want: "250 "},
+		{Send: "MAIL FROM:<x@example.org>", Want: "250"},
+		{Send: "RCPT TO:<alice@example.com>", Want: "250"},
 	})
-	rc.send("BDAT 5\r\nhelloRSET\r\nMAIL FROM:<y@example.org>\r\nRCPT TO:<bob@example.com>\r\nBDAT 3 LAST\r\nabc")
+	rc.Send("BDAT 5\r\nhelloRSET\r\nMAIL FROM:<y@example.org>\r\nRCPT TO:<bob@example.com>\r\nBDAT 3 LAST\r\nabc")
 	for i, want := range []string{"250 2.0.0", "250 2.0.0"} {
-		if got := rc.read(); !strings.HasPrefix(got, want) {
+		if got := rc.Reply(); !strings.HasPrefix(got, want) {
 			t.Fatalf("reply %d: %q, want %q", i, got, want)
 		}
 	}
-	if got := rc.read(); got != "" {
+	if got := rc.Reply(); got != "" {
 		t.Fatalf("connection must close after an aborted BDAT, got %q", got)
 	}
 	e.waitLog(t, "smtp bdat aborted")

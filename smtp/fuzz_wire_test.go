@@ -110,23 +110,23 @@ func FuzzDataLineEndings(f *testing.F) {
 			msg = body
 		}
 		rc, _ := e.raw(t, "127.0.0.2", e.mx)
-		rc.run([]step{{send: "EHLO c", want: "250 "}})
+		rc.Run([]step{{Send: "EHLO c", Want: "250 "}})
 		toAlice(rc)
 		before := e.deliverer.count()
 		if bdat {
-			rc.send("BDAT " + strconv.Itoa(len(body)) + " LAST\r\n" + string(body))
+			rc.Send("BDAT " + strconv.Itoa(len(body)) + " LAST\r\n" + string(body))
 		} else {
 			if bytes.HasSuffix(body, []byte("\r")) {
 				return // go-smtp does not see CR CRLF.CRLF as the end; nor does the wire
 			}
-			rc.run([]step{{send: "DATA", want: "354"}})
+			rc.Run([]step{{Send: "DATA", Want: "354"}})
 			stuffed := bytes.ReplaceAll(msg, []byte("\r\n."), []byte("\r\n.."))
 			if bytes.HasPrefix(stuffed, []byte(".")) {
 				stuffed = append([]byte("."), stuffed...)
 			}
-			rc.send(string(stuffed) + ".\r\n")
+			rc.Send(string(stuffed) + ".\r\n")
 		}
-		got := rc.read()
+		got := rc.Reply()
 		bare := bareNewline(msg)
 		switch {
 		case len(body) == 0 && bdat:
@@ -150,7 +150,7 @@ func FuzzDataLineEndings(f *testing.F) {
 		if after != before+1 || err != nil || !bytes.HasSuffix(stored, append([]byte("\r\n"), msg...)) {
 			t.Fatalf("%q not stored byte for byte (%v)", body, err)
 		}
-		rc.run([]step{{send: "NOOP", want: "250"}})
+		rc.Run([]step{{Send: "NOOP", Want: "250"}})
 	})
 }
 

@@ -1,20 +1,13 @@
 package smtp
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/netip"
 	"os"
@@ -23,6 +16,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/popgate/popgate/auth/tlstest"
+	"github.com/popgate/popgate/smtp/smtptest"
 )
 
 // ---- collaborators: small real implementations of the interfaces ----
@@ -411,33 +407,8 @@ func startServer(t testing.TB, setup func(*env)) *env {
 
 // testTLS makes a self-signed certificate for mail.example.com.
 func testTLS(t testing.TB) (server, client *tls.Config) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "mail.example.com"},
-		DNSNames:     []string{"mail.example.com"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
-	client = &tls.Config{RootCAs: pool, ServerName: "mail.example.com"}
-	return server, client
+	c := tlstest.New(t, "mail.example.com")
+	return c.Server, c.Client
 }
 
 // dialFrom connects from a chosen loopback address, which is how tests
@@ -455,91 +426,18 @@ func dialFrom(t testing.TB, from, addr string) net.Conn {
 
 // ---- raw dialog client ----
 
-type rawClient struct {
-	t testing.TB
-	c net.Conn
-	r *bufio.Reader
-}
-
-func newRaw(t testing.TB, c net.Conn) *rawClient {
-	return &rawClient{t: t, c: c, r: bufio.NewReader(c)}
-}
+// rawClient is the shared SMTP dialog client; step is one exchange of a
+// dialog table.
+type (
+	rawClient = smtptest.Client
+	step      = smtptest.Step
+)
 
 // raw dials from ip and reads the greeting.
 func (e *env) raw(t testing.TB, from, addr string) (*rawClient, string) {
 	t.Helper()
-	rc := newRaw(t, dialFrom(t, from, addr))
-	return rc, rc.read()
-}
-
-// read returns one complete (possibly multi-line) reply, "" on EOF.
-func (rc *rawClient) read() string {
-	rc.t.Helper()
-	_ = rc.c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var lines []string
-	for {
-		line, err := rc.r.ReadString('\n')
-		if err != nil {
-			if line != "" {
-				lines = append(lines, line)
-			}
-			return strings.Join(lines, "")
-		}
-		lines = append(lines, line)
-		if len(line) < 4 || line[3] != '-' {
-			return strings.Join(lines, "")
-		}
-	}
-}
-
-func (rc *rawClient) send(s string) {
-	rc.t.Helper()
-	if _, err := io.WriteString(rc.c, s); err != nil {
-		rc.t.Fatalf("send %q: %v", s, err)
-	}
-}
-
-// cmd sends one line and returns the reply.
-func (rc *rawClient) cmd(line string) string {
-	rc.t.Helper()
-	rc.send(line + "\r\n")
-	return rc.read()
-}
-
-// step is one exchange of a dialog: send (a line without CRLF, or raw
-// bytes when raw is set) and the prefix the last reply line must have.
-type step struct {
-	send string
-	want string
-	raw  bool
-}
-
-func (rc *rawClient) run(steps []step) {
-	rc.t.Helper()
-	for i, s := range steps {
-		var got string
-		if s.raw {
-			rc.send(s.send)
-			got = rc.read()
-		} else {
-			got = rc.cmd(s.send)
-		}
-		if !strings.HasPrefix(lastLine(got), s.want) {
-			rc.t.Fatalf("step %d %q: got %q, want prefix %q", i, trunc(s.send), got, s.want)
-		}
-	}
-}
-
-func lastLine(reply string) string {
-	lines := strings.Split(strings.TrimRight(reply, "\r\n"), "\r\n")
-	return lines[len(lines)-1]
-}
-
-func trunc(s string) string {
-	if len(s) > 60 {
-		return s[:60] + "..."
-	}
-	return s
+	rc := smtptest.NewClient(t, dialFrom(t, from, addr))
+	return rc, rc.Reply()
 }
 
 // waitLog waits until the log contains s (logs are written by server

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	proxyproto "github.com/pires/go-proxyproto"
+	"github.com/popgate/popgate/smtp/smtptest"
 )
 
 func proxyHeader(t *testing.T, version byte, src string) []byte {
@@ -35,16 +36,16 @@ func TestProxyProtocolFromTrustedPeer(t *testing.T) {
 			if _, err := c.Write(proxyHeader(t, version, "203.0.113.7")); err != nil {
 				t.Fatal(err)
 			}
-			rc := newRaw(t, c)
-			if g := rc.read(); !strings.HasPrefix(g, "220") {
+			rc := smtptest.NewClient(t, c)
+			if g := rc.Reply(); !strings.HasPrefix(g, "220") {
 				t.Fatalf("greeting %q", g)
 			}
-			rc.run([]step{
-				{send: "EHLO behind.proxy", want: "250 "},
-				{send: "MAIL FROM:<x@example.org>", want: "250"},
-				{send: "RCPT TO:<far@remote.example>", want: "250"},
-				{send: "DATA", want: "354"},
-				{send: simpleMsg + ".\r\n", raw: true, want: "250"},
+			rc.Run([]step{
+				{Send: "EHLO behind.proxy", Want: "250 "},
+				{Send: "MAIL FROM:<x@example.org>", Want: "250"},
+				{Send: "RCPT TO:<far@remote.example>", Want: "250"},
+				{Send: "DATA", Want: "354"},
+				{Send: simpleMsg + ".\r\n", Raw: true, Want: "250"},
 			})
 			if !e.policy.saw("connect 203.0.113.7") || e.policy.saw("connect 127.0.0.2") {
 				t.Fatalf("policy saw %v", e.policy.seen)
@@ -63,9 +64,9 @@ func TestProxyHeaderRequiredFromTrustedPeer(t *testing.T) {
 		e.cfg.ProxyNetworks = []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}
 	})
 	c := dialFrom(t, "127.0.0.2", e.mx)
-	rc := newRaw(t, c)
-	rc.send("EHLO no.header\r\n")
-	if got := rc.read(); got != "" {
+	rc := smtptest.NewClient(t, c)
+	rc.Send("EHLO no.header\r\n")
+	if got := rc.Reply(); got != "" {
 		t.Fatalf("a trusted proxy without header must be dropped, got %q", got)
 	}
 	e.waitLog(t, "smtp proxy header missing")
@@ -87,9 +88,9 @@ func TestProxyHeaderFromUntrustedPeerIsRefused(t *testing.T) {
 			if !strings.HasPrefix(g, "220") {
 				t.Fatalf("greeting %q", g)
 			}
-			rc.send(string(proxyHeader(t, version, "203.0.113.7")) + "EHLO spoof\r\nMAIL FROM:<x@example.org>\r\nRCPT TO:<far@remote.example>\r\n")
+			rc.Send(string(proxyHeader(t, version, "203.0.113.7")) + "EHLO spoof\r\nMAIL FROM:<x@example.org>\r\nRCPT TO:<far@remote.example>\r\n")
 			all := ""
-			for r := rc.read(); r != ""; r = rc.read() {
+			for r := rc.Reply(); r != ""; r = rc.Reply() {
 				all += r
 			}
 			if strings.Contains(all, "250") {

@@ -11,13 +11,13 @@ func TestRelayDeniedWithoutPermission(t *testing.T) {
 	t.Parallel()
 	e := startServer(t, nil)
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.run([]step{
-		{send: "EHLO client", want: "250 "},
-		{send: "MAIL FROM:<spammer@example.org>", want: "250"},
-		{send: "RCPT TO:<victim@remote.example>", want: "554 5.7.1 Relaying denied"},
-		{send: "RCPT TO:<alice@example.com>", want: "250"},
-		{send: "DATA", want: "354"},
-		{send: simpleMsg + ".\r\n", raw: true, want: "250"},
+	rc.Run([]step{
+		{Send: "EHLO client", Want: "250 "},
+		{Send: "MAIL FROM:<spammer@example.org>", Want: "250"},
+		{Send: "RCPT TO:<victim@remote.example>", Want: "554 5.7.1 Relaying denied"},
+		{Send: "RCPT TO:<alice@example.com>", Want: "250"},
+		{Send: "DATA", Want: "354"},
+		{Send: simpleMsg + ".\r\n", Raw: true, Want: "250"},
 	})
 	if n := len(e.spooler.all()); n != 0 {
 		t.Fatalf("spooled %d messages; relay must be denied", n)
@@ -38,19 +38,19 @@ func TestRelayAllowedByPolicyWithGrantComment(t *testing.T) {
 
 	// The granted IP relays ...
 	rc, _ := e.raw(t, "127.0.0.3", e.mx)
-	rc.run([]step{
-		{send: "EHLO roaming.example.net", want: "250 "},
-		{send: "MAIL FROM:<alice@example.com>", want: "250"},
-		{send: "RCPT TO:<friend@remote.example>", want: "250 2.0.0"},
-		{send: "DATA", want: "354"},
-		{send: simpleMsg + ".\r\n", raw: true, want: "250 2.0.0"},
+	rc.Run([]step{
+		{Send: "EHLO roaming.example.net", Want: "250 "},
+		{Send: "MAIL FROM:<alice@example.com>", Want: "250"},
+		{Send: "RCPT TO:<friend@remote.example>", Want: "250 2.0.0"},
+		{Send: "DATA", Want: "354"},
+		{Send: simpleMsg + ".\r\n", Raw: true, Want: "250 2.0.0"},
 	})
 	// ... another IP at the same moment does not.
 	rc2, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc2.run([]step{
-		{send: "EHLO other", want: "250 "},
-		{send: "MAIL FROM:<alice@example.com>", want: "250"},
-		{send: "RCPT TO:<friend@remote.example>", want: "554 5.7.1"},
+	rc2.Run([]step{
+		{Send: "EHLO other", Want: "250 "},
+		{Send: "MAIL FROM:<alice@example.com>", Want: "250"},
+		{Send: "RCPT TO:<friend@remote.example>", Want: "554 5.7.1"},
 	})
 	q := e.spooler.all()
 	if len(q) != 1 {
@@ -75,16 +75,16 @@ func TestGrantExpiringMidSessionDeniesNextRcpt(t *testing.T) {
 	e := startServer(t, nil)
 	e.policy.grants[netip.MustParseAddr("127.0.0.3")] = grant{user: "alice@example.com", at: testNow, expires: testNow.Add(15 * time.Minute)}
 	rc, _ := e.raw(t, "127.0.0.3", e.mx)
-	rc.run([]step{
-		{send: "EHLO c", want: "250 "},
-		{send: "MAIL FROM:<alice@example.com>", want: "250"},
-		{send: "RCPT TO:<one@remote.example>", want: "250"},
+	rc.Run([]step{
+		{Send: "EHLO c", Want: "250 "},
+		{Send: "MAIL FROM:<alice@example.com>", Want: "250"},
+		{Send: "RCPT TO:<one@remote.example>", Want: "250"},
 	})
 	e.clock.Advance(15 * time.Minute) // the grant ends exactly now
-	rc.run([]step{
-		{send: "RCPT TO:<two@remote.example>", want: "554 5.7.1 Relaying denied"},
-		{send: "DATA", want: "354"},
-		{send: simpleMsg + ".\r\n", raw: true, want: "250"},
+	rc.Run([]step{
+		{Send: "RCPT TO:<two@remote.example>", Want: "554 5.7.1 Relaying denied"},
+		{Send: "DATA", Want: "354"},
+		{Send: simpleMsg + ".\r\n", Raw: true, Want: "250"},
 	})
 	q := e.spooler.all()
 	if len(q) != 1 || strings.Join(q[0].to, ",") != "one@remote.example" {
@@ -122,14 +122,14 @@ func TestRoutingTricksNeverRelay(t *testing.T) {
 		{"<user@>", "501"},
 	}
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.run([]step{{send: "EHLO c", want: "250 "}, {send: "MAIL FROM:<x@example.org>", want: "250"}})
+	rc.Run([]step{{Send: "EHLO c", Want: "250 "}, {Send: "MAIL FROM:<x@example.org>", Want: "250"}})
 	for _, tr := range tricks {
-		got := rc.cmd("RCPT TO:" + tr.rcpt)
+		got := rc.Cmd("RCPT TO:" + tr.rcpt)
 		if !strings.HasPrefix(got, tr.want) {
 			t.Errorf("RCPT TO:%s = %q, want %q", tr.rcpt, got, tr.want)
 		}
 	}
-	got := rc.cmd("DATA")
+	got := rc.Cmd("DATA")
 	if !strings.HasPrefix(got, "502") && !strings.HasPrefix(got, "554") {
 		t.Fatalf("DATA after only refused recipients: %q", got)
 	}
@@ -148,11 +148,11 @@ func TestUnknownLocalUser(t *testing.T) {
 	t.Parallel()
 	e := startServer(t, nil)
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.run([]step{
-		{send: "EHLO c", want: "250 "},
-		{send: "MAIL FROM:<x@example.org>", want: "250"},
-		{send: "RCPT TO:<nobody@example.com>", want: "550 5.1.1"},
-		{send: "RCPT TO:<nobody@Example.Com>", want: "550 5.1.1"},
+	rc.Run([]step{
+		{Send: "EHLO c", Want: "250 "},
+		{Send: "MAIL FROM:<x@example.org>", Want: "250"},
+		{Send: "RCPT TO:<nobody@example.com>", Want: "550 5.1.1"},
+		{Send: "RCPT TO:<nobody@Example.Com>", Want: "550 5.1.1"},
 	})
 }
 
@@ -169,14 +169,14 @@ func TestPolicyRejects(t *testing.T) {
 		t.Fatalf("connect reject %q", g)
 	}
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.run([]step{
-		{send: "EHLO c", want: "250 "},
-		{send: "MAIL FROM:<bad@spamford.example>", want: "550 5.7.1 Sender blocked"},
-		{send: "MAIL FROM:<ok@example.org>", want: "250"},
-		{send: "RCPT TO:<bob@example.com>", want: "451 4.7.1 Greylisted"}, // 550 ignored for a tempfail
-		{send: "RCPT TO:<alice@example.com>", want: "250"},                // discarded silently
-		{send: "DATA", want: "354"},
-		{send: simpleMsg + ".\r\n", raw: true, want: "250"},
+	rc.Run([]step{
+		{Send: "EHLO c", Want: "250 "},
+		{Send: "MAIL FROM:<bad@spamford.example>", Want: "550 5.7.1 Sender blocked"},
+		{Send: "MAIL FROM:<ok@example.org>", Want: "250"},
+		{Send: "RCPT TO:<bob@example.com>", Want: "451 4.7.1 Greylisted"}, // 550 ignored for a tempfail
+		{Send: "RCPT TO:<alice@example.com>", Want: "250"},                // discarded silently
+		{Send: "DATA", Want: "354"},
+		{Send: simpleMsg + ".\r\n", Raw: true, Want: "250"},
 	})
 	if n := len(e.deliverer.messages(t, "alice@example.com")); n != 0 {
 		t.Fatal("discarded recipient got the message")
@@ -187,17 +187,17 @@ func TestIDNLocalDomain(t *testing.T) {
 	t.Parallel()
 	e := startServer(t, nil)
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.run([]step{
-		{send: "EHLO c", want: "250 "},
-		{send: "MAIL FROM:<x@example.org>", want: "250"},
-		{send: "RCPT TO:<alice@bücher.example>", want: "553 5.6.7"}, // UTF-8 needs SMTPUTF8
-		{send: "RCPT TO:<alice@XN--BCHER-KVA.example>", want: "250"},
-		{send: "RSET", want: "250"},
-		{send: "MAIL FROM:<x@example.org> SMTPUTF8", want: "250"},
-		{send: "RCPT TO:<alice@Bücher.example.>", want: "250"},
-		{send: "RCPT TO:<bob@bücher.example>", want: "550 5.1.1"},
-		{send: "DATA", want: "354"},
-		{send: simpleMsg + ".\r\n", raw: true, want: "250"},
+	rc.Run([]step{
+		{Send: "EHLO c", Want: "250 "},
+		{Send: "MAIL FROM:<x@example.org>", Want: "250"},
+		{Send: "RCPT TO:<alice@bücher.example>", Want: "553 5.6.7"}, // UTF-8 needs SMTPUTF8
+		{Send: "RCPT TO:<alice@XN--BCHER-KVA.example>", Want: "250"},
+		{Send: "RSET", Want: "250"},
+		{Send: "MAIL FROM:<x@example.org> SMTPUTF8", Want: "250"},
+		{Send: "RCPT TO:<alice@Bücher.example.>", Want: "250"},
+		{Send: "RCPT TO:<bob@bücher.example>", Want: "550 5.1.1"},
+		{Send: "DATA", Want: "354"},
+		{Send: simpleMsg + ".\r\n", Raw: true, Want: "250"},
 	})
 	if n := len(e.deliverer.messages(t, "alice@example.com")); n != 1 {
 		t.Fatalf("got %d", n)
@@ -211,12 +211,12 @@ func TestDiscardAtConnect(t *testing.T) {
 	t.Parallel()
 	e := startServer(t, func(e *env) { e.policy.discardIPs[netip.MustParseAddr("127.0.0.5")] = true })
 	rc, _ := e.raw(t, "127.0.0.5", e.mx)
-	rc.run([]step{
-		{send: "EHLO c", want: "250 "},
-		{send: "MAIL FROM:<x@example.org>", want: "250"},
-		{send: "RCPT TO:<alice@example.com>", want: "250"},
-		{send: "DATA", want: "354"},
-		{send: simpleMsg + ".\r\n", raw: true, want: "250 2.0.0"},
+	rc.Run([]step{
+		{Send: "EHLO c", Want: "250 "},
+		{Send: "MAIL FROM:<x@example.org>", Want: "250"},
+		{Send: "RCPT TO:<alice@example.com>", Want: "250"},
+		{Send: "DATA", Want: "354"},
+		{Send: simpleMsg + ".\r\n", Raw: true, Want: "250 2.0.0"},
 	})
 	if n := len(e.deliverer.messages(t, "alice@example.com")); n != 0 {
 		t.Fatal("a discarded session's message was delivered")

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/popgate/popgate/smtp/smtptest"
 )
 
 func TestLocalDeliveryFromAnyone(t *testing.T) {
@@ -17,14 +19,14 @@ func TestLocalDeliveryFromAnyone(t *testing.T) {
 	if !strings.HasPrefix(greet, "220 mail.example.com ESMTP") {
 		t.Fatalf("greeting %q", greet)
 	}
-	rc.run([]step{
-		{send: "EHLO client.example.org", want: "250 "},
-		{send: "MAIL FROM:<someone@example.org>", want: "250 2.0.0"},
-		{send: "RCPT TO:<alice@example.com>", want: "250 2.0.0"},
-		{send: "RCPT TO:<team@EXAMPLE.com.>", want: "250 2.0.0"}, // alias, case, trailing dot
-		{send: "DATA", want: "354"},
-		{send: simpleMsg + ".\r\n", raw: true, want: "250 2.0.0 OK: queued as "},
-		{send: "QUIT", want: "221"},
+	rc.Run([]step{
+		{Send: "EHLO client.example.org", Want: "250 "},
+		{Send: "MAIL FROM:<someone@example.org>", Want: "250 2.0.0"},
+		{Send: "RCPT TO:<alice@example.com>", Want: "250 2.0.0"},
+		{Send: "RCPT TO:<team@EXAMPLE.com.>", Want: "250 2.0.0"}, // alias, case, trailing dot
+		{Send: "DATA", Want: "354"},
+		{Send: simpleMsg + ".\r\n", Raw: true, Want: "250 2.0.0 OK: queued as "},
+		{Send: "QUIT", Want: "221"},
 	})
 	alice := e.deliverer.messages(t, "alice@example.com")
 	bob := e.deliverer.messages(t, "bob@example.com")
@@ -49,14 +51,14 @@ func TestTooManyRecipients(t *testing.T) {
 	t.Parallel()
 	e := startServer(t, func(e *env) { e.cfg.MaxRecipients = 2 })
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.run([]step{
-		{send: "EHLO c", want: "250 "},
-		{send: "MAIL FROM:<x@example.org>", want: "250"},
-		{send: "RCPT TO:<alice@example.com>", want: "250"},
-		{send: "RCPT TO:<bob@example.com>", want: "250"},
-		{send: "RCPT TO:<team@example.com>", want: "452 4.5.3"},
-		{send: "DATA", want: "354"},
-		{send: simpleMsg + ".\r\n", raw: true, want: "250"},
+	rc.Run([]step{
+		{Send: "EHLO c", Want: "250 "},
+		{Send: "MAIL FROM:<x@example.org>", Want: "250"},
+		{Send: "RCPT TO:<alice@example.com>", Want: "250"},
+		{Send: "RCPT TO:<bob@example.com>", Want: "250"},
+		{Send: "RCPT TO:<team@example.com>", Want: "452 4.5.3"},
+		{Send: "DATA", Want: "354"},
+		{Send: simpleMsg + ".\r\n", Raw: true, Want: "250"},
 	})
 }
 
@@ -64,17 +66,17 @@ func TestPipelining(t *testing.T) {
 	t.Parallel()
 	e := startServer(t, nil)
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.send("EHLO c\r\nMAIL FROM:<x@example.org>\r\nRCPT TO:<alice@example.com>\r\nRCPT TO:<nobody@example.com>\r\nDATA\r\n")
+	rc.Send("EHLO c\r\nMAIL FROM:<x@example.org>\r\nRCPT TO:<alice@example.com>\r\nRCPT TO:<nobody@example.com>\r\nDATA\r\n")
 	for i, want := range []string{"250 ", "250 2.0.0", "250 2.0.0", "550 5.1.1", "354"} {
-		if got := lastLine(rc.read()); !strings.HasPrefix(got, want) {
+		if got := smtptest.LastLine(rc.Reply()); !strings.HasPrefix(got, want) {
 			t.Fatalf("reply %d = %q, want %q", i, got, want)
 		}
 	}
-	rc.send(simpleMsg + ".\r\nQUIT\r\n")
-	if got := rc.read(); !strings.HasPrefix(got, "250 2.0.0") {
+	rc.Send(simpleMsg + ".\r\nQUIT\r\n")
+	if got := rc.Reply(); !strings.HasPrefix(got, "250 2.0.0") {
 		t.Fatalf("end of data: %q", got)
 	}
-	if got := rc.read(); !strings.HasPrefix(got, "221") {
+	if got := rc.Reply(); !strings.HasPrefix(got, "221") {
 		t.Fatalf("quit: %q", got)
 	}
 }
@@ -95,7 +97,7 @@ func TestSlotFreedAfterClose(t *testing.T) {
 	t.Parallel()
 	e := startServer(t, func(e *env) { e.cfg.MaxConnsPerIP = 1 })
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.run([]step{{send: "QUIT", want: "221"}})
+	rc.Run([]step{{Send: "QUIT", Want: "221"}})
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		_, g := e.raw(t, "127.0.0.2", e.mx)
@@ -113,14 +115,14 @@ func TestMaxErrorsClosesSession(t *testing.T) {
 	t.Parallel()
 	e := startServer(t, func(e *env) { e.cfg.MaxErrors = 3 })
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.run([]step{
-		{send: "EHLO c", want: "250 "},
-		{send: "MAIL FROM:<x@example.org>", want: "250"},
-		{send: "RCPT TO:<a@example.com>", want: "550 5.1.1"},
-		{send: "RCPT TO:<b@example.com>", want: "550 5.1.1"},
-		{send: "RCPT TO:<c@example.com>", want: "421 4.7.0 Too many errors"},
+	rc.Run([]step{
+		{Send: "EHLO c", Want: "250 "},
+		{Send: "MAIL FROM:<x@example.org>", Want: "250"},
+		{Send: "RCPT TO:<a@example.com>", Want: "550 5.1.1"},
+		{Send: "RCPT TO:<b@example.com>", Want: "550 5.1.1"},
+		{Send: "RCPT TO:<c@example.com>", Want: "421 4.7.0 Too many errors"},
 	})
-	if got := rc.read(); got != "" {
+	if got := rc.Reply(); got != "" {
 		t.Fatalf("connection still open: %q", got)
 	}
 }
@@ -129,7 +131,7 @@ func TestShutdownStopsAccepting(t *testing.T) {
 	t.Parallel()
 	e := startServer(t, nil)
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.run([]step{{send: "EHLO c", want: "250 "}})
+	rc.Run([]step{{Send: "EHLO c", Want: "250 "}})
 	done := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -140,7 +142,7 @@ func TestShutdownStopsAccepting(t *testing.T) {
 	if err := <-done; !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("shutdown with idle session: %v", err)
 	}
-	if got := rc.read(); got != "" {
+	if got := rc.Reply(); got != "" {
 		t.Fatalf("connection should be closed after the shutdown deadline, got %q", got)
 	}
 	if c, err := net.DialTimeout("tcp", e.mx, time.Second); err == nil {
@@ -163,7 +165,7 @@ func TestPerIPLimitUsesProxySource(t *testing.T) {
 		if _, err := c.Write(proxyHeader(t, 2, src)); err != nil {
 			t.Fatal(err)
 		}
-		return newRaw(t, c).read()
+		return smtptest.NewClient(t, c).Reply()
 	}
 	g1, g2, g3 := greet("198.51.100.1"), greet("198.51.100.2"), greet("198.51.100.1")
 	if !strings.HasPrefix(g1, "220") || !strings.HasPrefix(g2, "220") || !strings.HasPrefix(g3, "421 4.7.0") {
@@ -177,7 +179,7 @@ func TestMaxSessionTime(t *testing.T) {
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
 	start := time.Now()
 	for i := 0; ; i++ {
-		got := rc.cmd("NOOP") // busy, never idle for ReadTimeout
+		got := rc.Cmd("NOOP") // busy, never idle for ReadTimeout
 		if strings.HasPrefix(got, "421 4.4.2") {
 			break
 		}
@@ -195,11 +197,11 @@ func TestHTTPRequestGetsOneReplyAndClose(t *testing.T) {
 	t.Parallel()
 	e := startServer(t, nil)
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.send("GET / HTTP/1.1\r\nHost: mail.example.com\r\n\r\n")
-	if got := rc.read(); !strings.HasPrefix(got, "421 4.4.0") {
+	rc.Send("GET / HTTP/1.1\r\nHost: mail.example.com\r\n\r\n")
+	if got := rc.Reply(); !strings.HasPrefix(got, "421 4.4.0") {
 		t.Fatalf("reply %q", got)
 	}
-	if got := rc.read(); got != "" {
+	if got := rc.Reply(); got != "" {
 		t.Fatalf("connection still open: %q", got)
 	}
 	e.waitLog(t, "smtp http request refused")

@@ -42,28 +42,28 @@ func TestFullDiskAtMail(t *testing.T) {
 	st.free.Store(5000)
 	e := startServer(t, func(e *env) { e.storage = st })
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.run([]step{
-		{send: "EHLO c", want: "250 "},
-		{send: "MAIL FROM:<x@example.org> SIZE=3000", want: "250"},
-		{send: "RSET", want: "250"},
-		{send: "MAIL FROM:<x@example.org> SIZE=4500", want: "452 4.3.1"},
+	rc.Run([]step{
+		{Send: "EHLO c", Want: "250 "},
+		{Send: "MAIL FROM:<x@example.org> SIZE=3000", Want: "250"},
+		{Send: "RSET", Want: "250"},
+		{Send: "MAIL FROM:<x@example.org> SIZE=4500", Want: "452 4.3.1"},
 	})
 	if got := st.asked.Load(); got != 4500 {
 		t.Errorf("Storage asked for %d octets, want the SIZE parameter 4500", got)
 	}
 	st.free.Store(500)
-	rc.run([]step{
-		{send: "MAIL FROM:<x@example.org>", want: "452 4.3.1 Insufficient system storage"},
-		{send: "MAIL FROM:<>", want: "452 4.3.1"},
-		{send: "NOOP", want: "250"},
+	rc.Run([]step{
+		{Send: "MAIL FROM:<x@example.org>", Want: "452 4.3.1 Insufficient system storage"},
+		{Send: "MAIL FROM:<>", Want: "452 4.3.1"},
+		{Send: "NOOP", Want: "250"},
 	})
 	e.waitLog(t, "smtp insufficient storage")
 	st.free.Store(1 << 30)
-	rc.run([]step{
-		{send: "MAIL FROM:<x@example.org>", want: "250"},
-		{send: "RCPT TO:<alice@example.com>", want: "250"},
-		{send: "DATA", want: "354"},
-		{send: simpleMsg + ".", want: "250 2.0.0"},
+	rc.Run([]step{
+		{Send: "MAIL FROM:<x@example.org>", Want: "250"},
+		{Send: "RCPT TO:<alice@example.com>", Want: "250"},
+		{Send: "DATA", Want: "354"},
+		{Send: simpleMsg + ".", Want: "250 2.0.0"},
 	})
 }
 
@@ -73,7 +73,7 @@ func TestStorageCheckFailureDoesNotRefuse(t *testing.T) {
 	t.Parallel()
 	e := startServer(t, func(e *env) { e.storage = &fakeStorage{err: errors.New("statfs: permission denied")} })
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.run([]step{{send: "EHLO c", want: "250 "}, {send: "MAIL FROM:<x@example.org>", want: "250"}})
+	rc.Run([]step{{Send: "EHLO c", Want: "250 "}, {Send: "MAIL FROM:<x@example.org>", Want: "250"}})
 	e.waitLog(t, "smtp storage check failed")
 }
 
@@ -111,12 +111,12 @@ func TestFullDiskAtData(t *testing.T) {
 			tc.spoil(e)
 			rc, _ := e.raw(t, "127.0.0.2", e.mx)
 			send := []step{
-				{send: "MAIL FROM:<x@example.org>", want: "250"},
-				{send: "RCPT TO:<" + tc.rcpt + ">", want: "250"},
-				{send: "DATA", want: "354"},
+				{Send: "MAIL FROM:<x@example.org>", Want: "250"},
+				{Send: "RCPT TO:<" + tc.rcpt + ">", Want: "250"},
+				{Send: "DATA", Want: "354"},
 			}
-			rc.run(append([]step{{send: "EHLO c", want: "250 "}}, send...))
-			got := rc.cmd(simpleMsg + ".")
+			rc.Run(append([]step{{Send: "EHLO c", Want: "250 "}}, send...))
+			got := rc.Cmd(simpleMsg + ".")
 			if got != "452 4.3.1 Insufficient system storage, try again later\r\n" {
 				t.Fatalf("end of DATA on a full disk: %q", got)
 			}
@@ -124,7 +124,7 @@ func TestFullDiskAtData(t *testing.T) {
 				t.Error("a full disk was logged as an internal error")
 			}
 			tc.fix(e)
-			rc.run(append(send, step{send: simpleMsg + ".", want: "250 2.0.0"}))
+			rc.Run(append(send, step{Send: simpleMsg + ".", Want: "250 2.0.0"}))
 		})
 	}
 }
@@ -137,13 +137,13 @@ func TestMailLoopRefused(t *testing.T) {
 		e.deliverer.err = fmt.Errorf("maildir: deliver to alice@example.com: %w", ErrMailLoop)
 	})
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.run([]step{
-		{send: "EHLO c", want: "250 "},
-		{send: "MAIL FROM:<x@example.org>", want: "250"},
-		{send: "RCPT TO:<alice@example.com>", want: "250"},
-		{send: "DATA", want: "354"},
-		{send: simpleMsg + ".", want: "554 5.4.6"},
-		{send: "MAIL FROM:<x@example.org>", want: "250"},
+	rc.Run([]step{
+		{Send: "EHLO c", Want: "250 "},
+		{Send: "MAIL FROM:<x@example.org>", Want: "250"},
+		{Send: "RCPT TO:<alice@example.com>", Want: "250"},
+		{Send: "DATA", Want: "354"},
+		{Send: simpleMsg + ".", Want: "554 5.4.6"},
+		{Send: "MAIL FROM:<x@example.org>", Want: "250"},
 	})
 	e.waitLog(t, "smtp mail loop")
 }
@@ -155,12 +155,12 @@ func TestDelivererGetsEnvelopeSender(t *testing.T) {
 	e := startServer(t, nil)
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
 	for _, from := range []string{"<X@Example.ORG>", "<>"} {
-		rc.run([]step{
-			{send: "EHLO c", want: "250 "},
-			{send: "MAIL FROM:" + from, want: "250"},
-			{send: "RCPT TO:<alice@example.com>", want: "250"},
-			{send: "DATA", want: "354"},
-			{send: simpleMsg + ".", want: "250"},
+		rc.Run([]step{
+			{Send: "EHLO c", Want: "250 "},
+			{Send: "MAIL FROM:" + from, Want: "250"},
+			{Send: "RCPT TO:<alice@example.com>", Want: "250"},
+			{Send: "DATA", Want: "354"},
+			{Send: simpleMsg + ".", Want: "250"},
 		})
 	}
 	e.deliverer.mu.Lock()
@@ -196,22 +196,22 @@ func TestFullDiskSpillBuffer(t *testing.T) {
 	e := startServer(t, func(e *env) { e.cfg.TempDir, e.cfg.MemoryBufferBytes = dir, 4096 })
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
 	send := []step{
-		{send: "MAIL FROM:<x@example.org>", want: "250"},
-		{send: "RCPT TO:<alice@example.com>", want: "250"},
-		{send: "DATA", want: "354"},
+		{Send: "MAIL FROM:<x@example.org>", Want: "250"},
+		{Send: "RCPT TO:<alice@example.com>", Want: "250"},
+		{Send: "DATA", Want: "354"},
 	}
-	rc.run(append([]step{{send: "EHLO c", want: "250 "}}, send...))
+	rc.Run(append([]step{{Send: "EHLO c", Want: "250 "}}, send...))
 	big := "Subject: big\r\n\r\n" + strings.Repeat(strings.Repeat("z", 70)+"\r\n", 300)
-	if got := rc.cmd(big + "."); got != "452 4.3.1 Insufficient system storage, try again later\r\n" {
+	if got := rc.Cmd(big + "."); got != "452 4.3.1 Insufficient system storage, try again later\r\n" {
 		t.Fatalf("spill to a full disk: %q", got)
 	}
 	if msgs := e.deliverer.messages(t, "alice@example.com"); len(msgs) != 0 {
 		t.Fatalf("delivered %d messages", len(msgs))
 	}
-	rc.run(append(send, step{send: "Subject: small\r\n\r\nfits in memory\r\n.", want: "250 2.0.0"}))
+	rc.Run(append(send, step{Send: "Subject: small\r\n\r\nfits in memory\r\n.", Want: "250 2.0.0"}))
 	filler.Close()
 	if err := os.Remove(filler.Name()); err != nil {
 		t.Fatal(err)
 	}
-	rc.run(append(send, step{send: big + ".", want: "250 2.0.0"}))
+	rc.Run(append(send, step{Send: big + ".", Want: "250 2.0.0"}))
 }

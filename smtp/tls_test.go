@@ -29,30 +29,26 @@ func TestSubmissionAuthOnlyAfterSTARTTLS(t *testing.T) {
 	t.Parallel()
 	e := startRemoteAuth(t, nil)
 	rc, _ := e.raw(t, "127.0.0.2", e.sub)
-	ehlo := rc.cmd("EHLO c")
+	ehlo := rc.Cmd("EHLO c")
 	if strings.Contains(ehlo, "AUTH") || !strings.Contains(ehlo, "STARTTLS") {
 		t.Fatalf("plaintext EHLO must offer STARTTLS and no AUTH:\n%s", ehlo)
 	}
-	rc.run([]step{
-		{send: "AUTH PLAIN " + plainIR("alice@example.com", "secret"), want: "538 5.7.11"},
-		{send: "STARTTLS", want: "220"},
+	rc.Run([]step{
+		{Send: "AUTH PLAIN " + plainIR("alice@example.com", "secret"), Want: "538 5.7.11"},
+		{Send: "STARTTLS", Want: "220"},
 	})
-	tc := tls.Client(rc.c, e.tlsClient)
-	if err := tc.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	rc = newRaw(t, tc)
-	ehlo = rc.cmd("EHLO c")
+	rc.StartTLS(e.tlsClient)
+	ehlo = rc.Cmd("EHLO c")
 	if !strings.Contains(ehlo, "AUTH PLAIN LOGIN") || strings.Contains(ehlo, "STARTTLS") {
 		t.Fatalf("EHLO after TLS:\n%s", ehlo)
 	}
-	rc.run([]step{
-		{send: "AUTH PLAIN " + plainIR("alice@example.com", "wrong"), want: "535 5.7.8"},
-		{send: "AUTH PLAIN " + plainIR("alice@example.com", "secret"), want: "235 2.0.0"},
-		{send: "MAIL FROM:<a.smith@example.com>", want: "250"},
-		{send: "RCPT TO:<friend@remote.example>", want: "250"},
-		{send: "DATA", want: "354"},
-		{send: simpleMsg + ".\r\n", raw: true, want: "250"},
+	rc.Run([]step{
+		{Send: "AUTH PLAIN " + plainIR("alice@example.com", "wrong"), Want: "535 5.7.8"},
+		{Send: "AUTH PLAIN " + plainIR("alice@example.com", "secret"), Want: "235 2.0.0"},
+		{Send: "MAIL FROM:<a.smith@example.com>", Want: "250"},
+		{Send: "RCPT TO:<friend@remote.example>", Want: "250"},
+		{Send: "DATA", Want: "354"},
+		{Send: simpleMsg + ".\r\n", Raw: true, Want: "250"},
 	})
 	q := e.spooler.all()
 	if len(q) != 1 || !strings.Contains(q[0].data, " with ESMTPSA id ") {
@@ -64,21 +60,21 @@ func TestPlaintextAuthFromLoopback(t *testing.T) {
 	t.Parallel()
 	e := startServer(t, nil) // default rule: loopback may AUTH without TLS
 	rc, _ := e.raw(t, "127.0.0.2", e.sub)
-	if ehlo := rc.cmd("EHLO c"); !strings.Contains(ehlo, "AUTH PLAIN LOGIN") {
+	if ehlo := rc.Cmd("EHLO c"); !strings.Contains(ehlo, "AUTH PLAIN LOGIN") {
 		t.Fatalf("loopback EHLO:\n%s", ehlo)
 	}
-	rc.run([]step{
-		{send: "AUTH LOGIN", want: "334 " + base64.StdEncoding.EncodeToString([]byte("Username:"))},
-		{send: base64.StdEncoding.EncodeToString([]byte("alice@example.com")), want: "334 " + base64.StdEncoding.EncodeToString([]byte("Password:"))},
-		{send: base64.StdEncoding.EncodeToString([]byte("secret")), want: "235"},
-		{send: "AUTH PLAIN " + plainIR("alice@example.com", "secret"), want: "503"},
+	rc.Run([]step{
+		{Send: "AUTH LOGIN", Want: "334 " + base64.StdEncoding.EncodeToString([]byte("Username:"))},
+		{Send: base64.StdEncoding.EncodeToString([]byte("alice@example.com")), Want: "334 " + base64.StdEncoding.EncodeToString([]byte("Password:"))},
+		{Send: base64.StdEncoding.EncodeToString([]byte("secret")), Want: "235"},
+		{Send: "AUTH PLAIN " + plainIR("alice@example.com", "secret"), Want: "503"},
 	})
 	// PLAIN without an initial response: an empty challenge first.
 	rc2, _ := e.raw(t, "127.0.0.3", e.sub)
-	rc2.run([]step{
-		{send: "EHLO c", want: "250 "},
-		{send: "AUTH PLAIN", want: "334"},
-		{send: plainIR("alice@example.com", "secret"), want: "235 2.0.0"},
+	rc2.Run([]step{
+		{Send: "EHLO c", Want: "250 "},
+		{Send: "AUTH PLAIN", Want: "334"},
+		{Send: plainIR("alice@example.com", "secret"), Want: "235 2.0.0"},
 	})
 }
 
@@ -104,15 +100,15 @@ func TestAuthReplies(t *testing.T) {
 			t.Parallel()
 			e := startServer(t, tc.setup)
 			rc, _ := e.raw(t, "127.0.0.2", e.sub)
-			rc.run([]step{{send: "EHLO c", want: "250 "}})
-			got := rc.cmd(tc.cmd)
+			rc.Run([]step{{Send: "EHLO c", Want: "250 "}})
+			got := rc.Cmd(tc.cmd)
 			if !strings.HasPrefix(got, tc.want) || strings.Contains(got, "ldap") {
 				t.Fatalf("%s: %q, want %q", tc.cmd, got, tc.want)
 			}
 			// Unauthenticated, the session may not relay.
-			rc.run([]step{
-				{send: "MAIL FROM:<alice@example.com>", want: "250"},
-				{send: "RCPT TO:<x@remote.example>", want: "554 5.7.1"},
+			rc.Run([]step{
+				{Send: "MAIL FROM:<alice@example.com>", Want: "250"},
+				{Send: "RCPT TO:<x@remote.example>", Want: "554 5.7.1"},
 			})
 		})
 	}
@@ -122,9 +118,9 @@ func TestAuthNotOnMX(t *testing.T) {
 	t.Parallel()
 	e := startServer(t, nil)
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.run([]step{
-		{send: "EHLO c", want: "250 "},
-		{send: "AUTH PLAIN " + plainIR("alice@example.com", "secret"), want: "502 5.7.0"},
+	rc.Run([]step{
+		{Send: "EHLO c", Want: "250 "},
+		{Send: "AUTH PLAIN " + plainIR("alice@example.com", "secret"), Want: "502 5.7.0"},
 	})
 }
 
@@ -132,14 +128,14 @@ func TestSenderMustBelongToAuthUser(t *testing.T) {
 	t.Parallel()
 	e := startServer(t, nil)
 	rc, _ := e.raw(t, "127.0.0.2", e.sub)
-	rc.run([]step{
-		{send: "EHLO c", want: "250 "},
-		{send: "AUTH PLAIN " + plainIR("alice@example.com", "secret"), want: "235"},
-		{send: "MAIL FROM:<bob@example.com>", want: "553 5.7.1"},
-		{send: "MAIL FROM:<ceo@remote.example>", want: "553 5.7.1"},
-		{send: "MAIL FROM:<alice@EXAMPLE.com>", want: "250"},
-		{send: "RSET", want: "250"},
-		{send: "MAIL FROM:<>", want: "250"}, // MDNs use the null sender
+	rc.Run([]step{
+		{Send: "EHLO c", Want: "250 "},
+		{Send: "AUTH PLAIN " + plainIR("alice@example.com", "secret"), Want: "235"},
+		{Send: "MAIL FROM:<bob@example.com>", Want: "553 5.7.1"},
+		{Send: "MAIL FROM:<ceo@remote.example>", Want: "553 5.7.1"},
+		{Send: "MAIL FROM:<alice@EXAMPLE.com>", Want: "250"},
+		{Send: "RSET", Want: "250"},
+		{Send: "MAIL FROM:<>", Want: "250"}, // MDNs use the null sender
 	})
 	e.waitLog(t, "smtp sender denied")
 }
@@ -174,20 +170,20 @@ func TestSenderCheckModes(t *testing.T) {
 			if from != "<>" {
 				from = "<" + from + ">"
 			}
-			rc.run([]step{
-				{send: "EHLO c", want: "250 "},
-				{send: "AUTH PLAIN " + plainIR("alice@example.com", "secret"), want: "235"},
-				{send: "MAIL FROM:" + from, want: tc.want},
-				{send: "RSET", want: "250"},
-				{send: "MAIL FROM:<alice@example.com>", want: "250"},
-				{send: "RCPT TO:<friend@remote.example>", want: "250"},
+			rc.Run([]step{
+				{Send: "EHLO c", Want: "250 "},
+				{Send: "AUTH PLAIN " + plainIR("alice@example.com", "secret"), Want: "235"},
+				{Send: "MAIL FROM:" + from, Want: tc.want},
+				{Send: "RSET", Want: "250"},
+				{Send: "MAIL FROM:<alice@example.com>", Want: "250"},
+				{Send: "RCPT TO:<friend@remote.example>", Want: "250"},
 			})
 		})
 	}
 	// Without AUTH the sender is the Policy's business, not this check.
 	e := startServer(t, func(e *env) { e.cfg.SenderCheck = SenderCheckOwner })
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.run([]step{{send: "EHLO c", want: "250 "}, {send: "MAIL FROM:<ceo@remote.example>", want: "250"}})
+	rc.Run([]step{{Send: "EHLO c", Want: "250 "}, {Send: "MAIL FROM:<ceo@remote.example>", Want: "250"}})
 }
 
 func TestParseSenderCheck(t *testing.T) {

@@ -40,7 +40,7 @@ func BenchmarkDataSingleLine20MB(b *testing.B) {
 	})
 	e.srv.deps.Deliverer = d
 	rc, _ := e.raw(b, "127.0.0.2", e.mx)
-	rc.run([]step{{send: "EHLO c", want: "250 "}})
+	rc.Run([]step{{Send: "EHLO c", Want: "250 "}})
 	chunk := []byte(strings.Repeat("abcdefghij", 6554)) // ~64 KB
 	head := "Subject: one line\r\n\r\n"
 	b.SetBytes(int64(len(head) + lineLen + 2))
@@ -71,17 +71,17 @@ func BenchmarkDataSingleLine20MB(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		toAlice(rc)
-		rc.run([]step{{send: "DATA", want: "354"}})
-		rc.send(head)
+		rc.Run([]step{{Send: "DATA", Want: "354"}})
+		rc.Send(head)
 		for left := lineLen; left > 0; {
 			n := min(left, len(chunk))
-			if _, err := rc.c.Write(chunk[:n]); err != nil {
+			if _, err := rc.Conn.Write(chunk[:n]); err != nil {
 				b.Fatal(err)
 			}
 			left -= n
 		}
-		rc.send("\r\n.\r\n")
-		if got := rc.read(); !strings.HasPrefix(got, "250 2.0.0") {
+		rc.Send("\r\n.\r\n")
+		if got := rc.Reply(); !strings.HasPrefix(got, "250 2.0.0") {
 			b.Fatalf("20 MB line: %q", got)
 		}
 	}

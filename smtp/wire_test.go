@@ -1,11 +1,12 @@
 package smtp
 
 import (
-	"crypto/tls"
 	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/popgate/popgate/smtp/smtptest"
 )
 
 // Wire-level tests for issue 12: raw sockets, since smtplib-like clients
@@ -13,10 +14,9 @@ import (
 
 // toAlice opens a transaction for alice@example.com on rc (EHLO done).
 func toAlice(rc *rawClient) {
-	rc.t.Helper()
-	rc.run([]step{
-		{send: "MAIL FROM:<x@example.org>", want: "250"},
-		{send: "RCPT TO:<alice@example.com>", want: "250"},
+	rc.Run([]step{
+		{Send: "MAIL FROM:<x@example.org>", Want: "250"},
+		{Send: "RCPT TO:<alice@example.com>", Want: "250"},
 	})
 }
 
@@ -36,7 +36,7 @@ func TestLongTextLinesKeptWhole(t *testing.T) {
 		{"2 MB line (spills to a file)", 2 << 20, false},
 	}
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.run([]step{{send: "EHLO c", want: "250 "}})
+	rc.Run([]step{{Send: "EHLO c", Want: "250 "}})
 	var want []string
 	for i, tc := range cases {
 		// Every octet value but NUL, CR and LF, so byte-exactness shows.
@@ -52,16 +52,16 @@ func TestLongTextLinesKeptWhole(t *testing.T) {
 		want = append(want, msg)
 		toAlice(rc)
 		if tc.bdat {
-			rc.send("BDAT " + strconv.Itoa(len(msg)) + " LAST\r\n" + msg)
+			rc.Send("BDAT " + strconv.Itoa(len(msg)) + " LAST\r\n" + msg)
 		} else {
-			rc.run([]step{{send: "DATA", want: "354"}})
-			rc.send(dotStuff(msg) + ".\r\n")
+			rc.Run([]step{{Send: "DATA", Want: "354"}})
+			rc.Send(dotStuff(msg) + ".\r\n")
 		}
-		if got := rc.read(); !strings.HasPrefix(got, "250 2.0.0") {
-			t.Fatalf("%s: %q", tc.name, trunc(got))
+		if got := rc.Reply(); !strings.HasPrefix(got, "250 2.0.0") {
+			t.Fatalf("%s: %q", tc.name, smtptest.Trunc(got))
 		}
 	}
-	rc.run([]step{{send: "NOOP", want: "250"}}) // the session goes on
+	rc.Run([]step{{Send: "NOOP", Want: "250"}}) // the session goes on
 	msgs := e.deliverer.messages(t, "alice@example.com")
 	if len(msgs) != len(cases) {
 		t.Fatalf("delivered %d messages, want %d", len(msgs), len(cases))
@@ -86,22 +86,18 @@ func TestLongTextLineOverSTARTTLS(t *testing.T) {
 	t.Parallel()
 	e := startServer(t, nil)
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.run([]step{{send: "EHLO c", want: "250 "}, {send: "STARTTLS", want: "220"}})
-	tc := tls.Client(rc.c, e.tlsClient)
-	if err := tc.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	rc = newRaw(t, tc)
-	rc.run([]step{{send: "EHLO c", want: "250 "}})
+	rc.Run([]step{{Send: "EHLO c", Want: "250 "}, {Send: "STARTTLS", Want: "220"}})
+	rc.StartTLS(e.tlsClient)
+	rc.Run([]step{{Send: "EHLO c", Want: "250 "}})
 	toAlice(rc)
 	line := strings.Repeat("z", 50000)
-	rc.run([]step{
-		{send: "DATA", want: "354"},
-		{send: "Subject: tls\r\n\r\n" + line + "\r\n.\r\n", raw: true, want: "250 2.0.0"},
+	rc.Run([]step{
+		{Send: "DATA", Want: "354"},
+		{Send: "Subject: tls\r\n\r\n" + line + "\r\n.\r\n", Raw: true, Want: "250 2.0.0"},
 		// The wire polices commands inside TLS too.
-		{send: "MAIL FROM:<" + strings.Repeat("a", 3000) + "@example.org>", want: "500 5.5.6"},
-		{send: "MAIL FROM:<x@example.org>\n", raw: true, want: "500 5.5.2"},
-		{send: "NOOP", want: "250"},
+		{Send: "MAIL FROM:<" + strings.Repeat("a", 3000) + "@example.org>", Want: "500 5.5.6"},
+		{Send: "MAIL FROM:<x@example.org>\n", Raw: true, Want: "500 5.5.2"},
+		{Send: "NOOP", Want: "250"},
 	})
 	msgs := e.deliverer.messages(t, "alice@example.com")
 	if len(msgs) != 1 || !strings.HasSuffix(msgs[0], "\r\n\r\n"+line+"\r\n") {
@@ -113,23 +109,23 @@ func TestOverlongCommandLine(t *testing.T) {
 	t.Parallel()
 	e := startServer(t, func(e *env) { e.cfg.MaxLineLength = 200 })
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.run([]step{
-		{send: "EHLO c", want: "250 "},
-		{send: "NOOP " + strings.Repeat("a", 193), want: "250"}, // good case: 200 octets with CRLF
-		{send: "NOOP " + strings.Repeat("a", 194), want: "500 5.5.6"},
-		{send: "MAIL FROM:<" + strings.Repeat("a", 300) + "@example.org>", want: "500 5.5.6"},
+	rc.Run([]step{
+		{Send: "EHLO c", Want: "250 "},
+		{Send: "NOOP " + strings.Repeat("a", 193), Want: "250"}, // good case: 200 octets with CRLF
+		{Send: "NOOP " + strings.Repeat("a", 194), Want: "500 5.5.6"},
+		{Send: "MAIL FROM:<" + strings.Repeat("a", 300) + "@example.org>", Want: "500 5.5.6"},
 		// Far beyond any buffer: drained, not kept.
-		{send: "MAIL FROM:<" + strings.Repeat("b", 300000) + "@example.org>", want: "500 5.5.6"},
+		{Send: "MAIL FROM:<" + strings.Repeat("b", 300000) + "@example.org>", Want: "500 5.5.6"},
 		// The rest of the line is dropped and the session goes on.
-		{send: "MAIL FROM:<x@example.org>", want: "250"},
-		{send: "RCPT TO:<alice@example.com>", want: "250"},
-		{send: "DATA", want: "354"},
-		{send: simpleMsg + ".\r\n", raw: true, want: "250 2.0.0"},
+		{Send: "MAIL FROM:<x@example.org>", Want: "250"},
+		{Send: "RCPT TO:<alice@example.com>", Want: "250"},
+		{Send: "DATA", Want: "354"},
+		{Send: simpleMsg + ".\r\n", Raw: true, Want: "250 2.0.0"},
 	})
 	// Pipelined: the over-long line is answered in its place.
-	rc.send("NOOP\r\nNOOP " + strings.Repeat("c", 400) + "\r\nRSET\r\n")
+	rc.Send("NOOP\r\nNOOP " + strings.Repeat("c", 400) + "\r\nRSET\r\n")
 	for i, want := range []string{"250", "500 5.5.6", "250"} {
-		if got := rc.read(); !strings.HasPrefix(got, want) {
+		if got := rc.Reply(); !strings.HasPrefix(got, want) {
 			t.Fatalf("pipelined reply %d = %q, want %q", i, got, want)
 		}
 	}
@@ -139,15 +135,15 @@ func TestBareNewlineInCommandRefused(t *testing.T) {
 	t.Parallel()
 	e := startServer(t, nil)
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.run([]step{
-		{send: "EHLO c\r\n", raw: true, want: "250 "}, // good case
-		{send: "EHLO c\n", raw: true, want: "500 5.5.2"},
+	rc.Run([]step{
+		{Send: "EHLO c\r\n", Raw: true, Want: "250 "}, // good case
+		{Send: "EHLO c\n", Raw: true, Want: "500 5.5.2"},
 		// A bare CR must not split one line into two commands.
-		{send: "MAIL FROM:<x@example.org>\rRCPT TO:<alice@example.com>\r\n", raw: true, want: "500 5.5.2"},
-		{send: "NOOP\x00\r\n", raw: true, want: "500 5.5.2"},
+		{Send: "MAIL FROM:<x@example.org>\rRCPT TO:<alice@example.com>\r\n", Raw: true, Want: "500 5.5.2"},
+		{Send: "NOOP\x00\r\n", Raw: true, Want: "500 5.5.2"},
 		// Nothing of the refused lines was executed.
-		{send: "RCPT TO:<alice@example.com>", want: "502 5.5.1"},
-		{send: "MAIL FROM:<x@example.org>", want: "250"},
+		{Send: "RCPT TO:<alice@example.com>", Want: "502 5.5.1"},
+		{Send: "MAIL FROM:<x@example.org>", Want: "250"},
 	})
 }
 
@@ -173,23 +169,23 @@ func TestBareNewlineInDataRefused(t *testing.T) {
 		for _, bdat := range []bool{false, true} {
 			t.Run(tc.name+map[bool]string{false: " DATA", true: " BDAT"}[bdat], func(t *testing.T) {
 				rc, _ := e.raw(t, "127.0.0.2", e.mx)
-				rc.run([]step{
-					{send: "EHLO c", want: "250 "},
-					{send: "MAIL FROM:<x@example.org>", want: "250"},
-					{send: "RCPT TO:<alice@example.com>", want: "250"},
-					{send: "RCPT TO:<far@remote.example>", want: "250"},
+				rc.Run([]step{
+					{Send: "EHLO c", Want: "250 "},
+					{Send: "MAIL FROM:<x@example.org>", Want: "250"},
+					{Send: "RCPT TO:<alice@example.com>", Want: "250"},
+					{Send: "RCPT TO:<far@remote.example>", Want: "250"},
 				})
 				if bdat {
-					rc.send("BDAT " + strconv.Itoa(len(tc.body)) + " LAST\r\n" + tc.body)
+					rc.Send("BDAT " + strconv.Itoa(len(tc.body)) + " LAST\r\n" + tc.body)
 				} else {
-					rc.run([]step{{send: "DATA", want: "354"}})
-					rc.send(tc.body + ".\r\n")
+					rc.Run([]step{{Send: "DATA", Want: "354"}})
+					rc.Send(tc.body + ".\r\n")
 				}
-				if got := rc.read(); !strings.HasPrefix(got, tc.want) {
+				if got := rc.Reply(); !strings.HasPrefix(got, tc.want) {
 					t.Fatalf("got %q, want %q", got, tc.want)
 				}
 				if !bdat { // BDAT aborted mid-message closes (see session.Reset)
-					rc.run([]step{{send: "NOOP", want: "250"}})
+					rc.Run([]step{{Send: "NOOP", Want: "250"}})
 				}
 			})
 			if strings.HasPrefix(tc.want, "250") {
@@ -222,38 +218,38 @@ func TestBareNewlineNormalizeForTrustedAndAuthenticated(t *testing.T) {
 
 	// A trusted network: commands and text with bare LF work, normalised.
 	rc, _ := e.raw(t, "127.0.0.3", e.mx)
-	rc.run([]step{{send: "EHLO c\n", raw: true, want: "250 "}})
-	rc.send(script)
+	rc.Run([]step{{Send: "EHLO c\n", Raw: true, Want: "250 "}})
+	rc.Send(script)
 	for _, want := range []string{"250", "250", "354"} {
-		if got := rc.read(); !strings.HasPrefix(got, want) {
+		if got := rc.Reply(); !strings.HasPrefix(got, want) {
 			t.Fatalf("trusted script: %q, want %q", got, want)
 		}
 	}
-	rc.run([]step{{send: body + "\r\n.\r\n", raw: true, want: "250 2.0.0"}})
+	rc.Run([]step{{Send: body + "\r\n.\r\n", Raw: true, Want: "250 2.0.0"}})
 
 	// Anyone else is still refused.
 	other, _ := e.raw(t, "127.0.0.2", e.mx)
-	other.run([]step{
-		{send: "EHLO c\n", raw: true, want: "500 5.5.2"},
-		{send: "EHLO c", want: "250 "},
+	other.Run([]step{
+		{Send: "EHLO c\n", Raw: true, Want: "500 5.5.2"},
+		{Send: "EHLO c", Want: "250 "},
 	})
 	toAlice(other)
-	other.run([]step{
-		{send: "DATA", want: "354"},
-		{send: body + "\r\n.\r\n", raw: true, want: "550 5.5.2"},
+	other.Run([]step{
+		{Send: "DATA", Want: "354"},
+		{Send: body + "\r\n.\r\n", Raw: true, Want: "550 5.5.2"},
 	})
 
 	// Authenticated submission (plaintext AUTH from loopback) is relaxed
 	// after AUTH, not before.
 	sub, _ := e.raw(t, "127.0.0.2", e.sub)
-	sub.run([]step{
-		{send: "EHLO c", want: "250 "},
-		{send: "NOOP\n", raw: true, want: "500 5.5.2"},
-		{send: "AUTH PLAIN " + plainIR("alice@example.com", "secret"), want: "235"},
-		{send: "MAIL FROM:<alice@example.com>\n", raw: true, want: "250"},
-		{send: "RCPT TO:<bob@example.com>", want: "250"},
-		{send: "DATA", want: "354"},
-		{send: body + "\r\n.\r\n", raw: true, want: "250 2.0.0"},
+	sub.Run([]step{
+		{Send: "EHLO c", Want: "250 "},
+		{Send: "NOOP\n", Raw: true, Want: "500 5.5.2"},
+		{Send: "AUTH PLAIN " + plainIR("alice@example.com", "secret"), Want: "235"},
+		{Send: "MAIL FROM:<alice@example.com>\n", Raw: true, Want: "250"},
+		{Send: "RCPT TO:<bob@example.com>", Want: "250"},
+		{Send: "DATA", Want: "354"},
+		{Send: body + "\r\n.\r\n", Raw: true, Want: "250 2.0.0"},
 	})
 
 	// go-smtp undoes dot-stuffing only after CRLF, so "..dot" after a
@@ -277,19 +273,19 @@ func TestSecondMailInTransaction(t *testing.T) {
 	t.Parallel()
 	e := startServer(t, nil)
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.run([]step{
-		{send: "EHLO c", want: "250 "},
-		{send: "MAIL FROM:<first@example.org>", want: "250"},
-		{send: "RCPT TO:<alice@example.com>", want: "250"},
-		{send: "MAIL FROM:<second@example.org>", want: "503 5.5.1"},
+	rc.Run([]step{
+		{Send: "EHLO c", Want: "250 "},
+		{Send: "MAIL FROM:<first@example.org>", Want: "250"},
+		{Send: "RCPT TO:<alice@example.com>", Want: "250"},
+		{Send: "MAIL FROM:<second@example.org>", Want: "503 5.5.1"},
 		// The transaction is untouched.
-		{send: "RCPT TO:<bob@example.com>", want: "250"},
-		{send: "DATA", want: "354"},
-		{send: simpleMsg + ".\r\n", raw: true, want: "250 2.0.0"},
+		{Send: "RCPT TO:<bob@example.com>", Want: "250"},
+		{Send: "DATA", Want: "354"},
+		{Send: simpleMsg + ".\r\n", Raw: true, Want: "250 2.0.0"},
 		// After the transaction (good case) and after RSET a MAIL is fine.
-		{send: "MAIL FROM:<third@example.org>", want: "250"},
-		{send: "RSET", want: "250"},
-		{send: "MAIL FROM:<fourth@example.org>", want: "250"},
+		{Send: "MAIL FROM:<third@example.org>", Want: "250"},
+		{Send: "RSET", Want: "250"},
+		{Send: "MAIL FROM:<fourth@example.org>", Want: "250"},
 	})
 	for _, mb := range []string{"alice@example.com", "bob@example.com"} {
 		if msgs := e.deliverer.messages(t, mb); len(msgs) != 1 {
@@ -305,18 +301,18 @@ func TestUnknownCommand(t *testing.T) {
 	t.Parallel()
 	e := startServer(t, nil)
 	rc, _ := e.raw(t, "127.0.0.2", e.sub)
-	rc.run([]step{
-		{send: "EHLO c", want: "250 "},
-		{send: "FOOBAR x", want: "500 5.5.2"},
-		{send: "XYZW", want: "500 5.5.2"},
-		{send: "AB", want: "500 5.5.2"},
-		{send: "XCLIENT ADDR=1.2.3.4", want: "500 5.5.2"},
-		{send: "NOOP", want: "250"}, // good case; the session goes on
+	rc.Run([]step{
+		{Send: "EHLO c", Want: "250 "},
+		{Send: "FOOBAR x", Want: "500 5.5.2"},
+		{Send: "XYZW", Want: "500 5.5.2"},
+		{Send: "AB", Want: "500 5.5.2"},
+		{Send: "XCLIENT ADDR=1.2.3.4", Want: "500 5.5.2"},
+		{Send: "NOOP", Want: "250"}, // good case; the session goes on
 		// AUTH responses are not commands: their "verbs" pass.
-		{send: "AUTH LOGIN", want: "334"},
-		{send: "YWxpY2VAZXhhbXBsZS5jb20=", want: "334"},
-		{send: "c2VjcmV0", want: "235"},
-		{send: "MAIL FROM:<alice@example.com>", want: "250"},
+		{Send: "AUTH LOGIN", Want: "334"},
+		{Send: "YWxpY2VAZXhhbXBsZS5jb20=", Want: "334"},
+		{Send: "c2VjcmV0", Want: "235"},
+		{Send: "MAIL FROM:<alice@example.com>", Want: "250"},
 	})
 }
 
@@ -324,12 +320,12 @@ func TestWireErrorsCount(t *testing.T) {
 	t.Parallel()
 	e := startServer(t, func(e *env) { e.cfg.MaxErrors = 3 })
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.run([]step{
-		{send: "BOGUS", want: "500 5.5.2"},
-		{send: "NOOP\n", raw: true, want: "500 5.5.2"},
-		{send: "BOGUS", want: "421 4.7.0"},
+	rc.Run([]step{
+		{Send: "BOGUS", Want: "500 5.5.2"},
+		{Send: "NOOP\n", Raw: true, Want: "500 5.5.2"},
+		{Send: "BOGUS", Want: "421 4.7.0"},
 	})
-	if got := rc.read(); got != "" {
+	if got := rc.Reply(); got != "" {
 		t.Fatalf("connection must close after too many errors, got %q", got)
 	}
 }
@@ -351,20 +347,16 @@ func TestSTARTTLSDropsPipelinedPlaintext(t *testing.T) {
 	t.Parallel()
 	e := startServer(t, nil)
 	rc, _ := e.raw(t, "127.0.0.2", e.mx)
-	rc.run([]step{{send: "EHLO c", want: "250 "}})
-	rc.send("STARTTLS\r\nMAIL FROM:<injected@example.org>\r\n")
-	if got := rc.read(); !strings.HasPrefix(got, "220") {
+	rc.Run([]step{{Send: "EHLO c", Want: "250 "}})
+	rc.Send("STARTTLS\r\nMAIL FROM:<injected@example.org>\r\n")
+	if got := rc.Reply(); !strings.HasPrefix(got, "220") {
 		t.Fatalf("STARTTLS: %q", got)
 	}
-	tc := tls.Client(rc.c, e.tlsClient)
-	if err := tc.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	rc = newRaw(t, tc)
-	if got := rc.cmd("EHLO c"); !strings.HasPrefix(got, "250-Hello c") {
+	rc.StartTLS(e.tlsClient)
+	if got := rc.Cmd("EHLO c"); !strings.HasPrefix(got, "250-Hello c") {
 		t.Fatalf("first reply inside TLS: %q", got)
 	}
-	rc.run([]step{{send: "RCPT TO:<alice@example.com>", want: "502 5.5.1"}}) // no MAIL was injected
+	rc.Run([]step{{Send: "RCPT TO:<alice@example.com>", Want: "502 5.5.1"}}) // no MAIL was injected
 	if e.policy.saw("from 127.0.0.2 injected@example.org") {
 		t.Fatal("pipelined plaintext was executed")
 	}

@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/popgate/popgate/acl/postmaptest"
 )
 
 const (
@@ -37,14 +39,9 @@ func newTools(t *testing.T) *tools {
 		}
 	}
 	dir := t.TempDir()
-	tl := &tools{dir: dir, cf: filepath.Join(dir, "sendmail.cf"), postconf: filepath.Join(dir, "postfix")}
+	_, postconf := postmaptest.New(t)
+	tl := &tools{dir: dir, cf: filepath.Join(dir, "sendmail.cf"), postconf: postconf}
 	if err := os.WriteFile(tl.cf, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(tl.postconf, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(tl.postconf, "main.cf"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return tl

@@ -10,22 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// postmapDir returns postmap and a directory with an empty main.cf, so
-// postmap runs independent of the machine's Postfix configuration.
-func postmapDir(t *testing.T) (postmap, dir string) {
-	t.Helper()
-	postmap, err := exec.LookPath("postmap")
-	if err != nil {
-		t.Fatalf("postmap not installed: %v", err)
-	}
-	dir = t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "main.cf"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return postmap, dir
-}
+	"github.com/popgate/popgate/acl/postmaptest"
+)
 
 // interopEntries are n access-map-like entries as postmap cdb: stores
 // them (no trailing NUL), some values longer than 4 KiB.
@@ -44,7 +31,7 @@ func interopEntries(n int) []Entry {
 // TestInteropPostmapReadsEncode writes 100k keys with Encode and asks
 // Postfix's cdb reader (tinycdb, postfix-cdb) for every one of them.
 func TestInteropPostmapReadsEncode(t *testing.T) {
-	postmap, dir := postmapDir(t)
+	postmap, dir := postmaptest.New(t)
 	es := interopEntries(100000)
 	data, err := Encode(es)
 	if err != nil {
@@ -79,7 +66,7 @@ func TestInteropPostmapReadsEncode(t *testing.T) {
 // TestInteropDecodeReadsPostmap builds a 100k-key map with `postmap cdb:`
 // and reads it back with Decode and Get; Encode writes the same bytes.
 func TestInteropDecodeReadsPostmap(t *testing.T) {
-	postmap, dir := postmapDir(t)
+	postmap, dir := postmaptest.New(t)
 	es := interopEntries(100000)
 	var text bytes.Buffer
 	for _, e := range es {

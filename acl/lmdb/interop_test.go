@@ -10,22 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// postmapDir returns a directory with an empty main.cf, so postmap runs
-// independent of the machine's Postfix configuration.
-func postmapDir(t *testing.T) (postmap, dir string) {
-	t.Helper()
-	postmap, err := exec.LookPath("postmap")
-	if err != nil {
-		t.Fatalf("postmap not installed: %v", err)
-	}
-	dir = t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "main.cf"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return postmap, dir
-}
+	"github.com/popgate/popgate/acl/postmaptest"
+)
 
 // interopEntries are n access-map-like entries, NUL-terminated as postmap
 // writes lmdb maps, with some values big enough for overflow pages.
@@ -45,7 +32,7 @@ func interopEntries(n int) []Entry {
 // Postfix's own lmdb reader for every one of them (postmap -q - reads
 // keys from stdin) and for the whole map (postmap -s).
 func TestInteropPostmapReadsEncode(t *testing.T) {
-	postmap, dir := postmapDir(t)
+	postmap, dir := postmaptest.New(t)
 	es := interopEntries(100000)
 	data, err := Encode(es)
 	if err != nil {
@@ -94,7 +81,7 @@ func checkLines(t *testing.T, who string, out []byte, want map[string]string) {
 // TestInteropDecodeReadsPostmap builds a 100k-key map with `postmap
 // lmdb:` and reads it back with Decode and Get.
 func TestInteropDecodeReadsPostmap(t *testing.T) {
-	postmap, dir := postmapDir(t)
+	postmap, dir := postmaptest.New(t)
 	es := interopEntries(100000)
 	var text bytes.Buffer
 	for _, e := range es {
@@ -226,7 +213,7 @@ func unprint(t *testing.T, line string) string {
 // Encode wrote (postmap -r -i: an LMDB write transaction on our meta pages
 // and free-page database), then reads the result with Decode.
 func TestInteropPostmapWritesIntoEncode(t *testing.T) {
-	postmap, dir := postmapDir(t)
+	postmap, dir := postmaptest.New(t)
 	es := interopEntries(20000)
 	data, err := Encode(es)
 	if err != nil {

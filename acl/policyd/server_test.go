@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/popgate/popgate/acl"
+	"github.com/popgate/popgate/acl/internal/lookuptest"
 )
 
 type clock struct{ t time.Time }
@@ -46,19 +47,7 @@ func newPolicy(t testing.TB) (*acl.Policy, *acl.Grants, *clock) {
 // start serves s on a loopback listener and returns its address.
 func start(t testing.TB, s *Server) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		s.Close()
-		if err := <-done; err != ErrServerClosed {
-			t.Errorf("Serve returned %v", err)
-		}
-	})
-	return ln.Addr().String()
+	return lookuptest.Start(t, s)
 }
 
 type client struct {
@@ -69,13 +58,8 @@ type client struct {
 
 func dial(t testing.TB, addr string) *client {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-	t.Cleanup(func() { c.Close() })
-	return &client{t: t, c: c, r: bufio.NewReader(c)}
+	c, r := lookuptest.Dial(t, addr)
+	return &client{t: t, c: c, r: r}
 }
 
 // ask sends raw (a whole request, empty line included) and returns the

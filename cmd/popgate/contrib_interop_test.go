@@ -20,6 +20,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/popgate/popgate/pop3/pop3test"
+	"github.com/popgate/popgate/smtp/smtptest"
 )
 
 // TestInteropSystemdUnit verifies contrib/systemd/popgate.service with
@@ -227,34 +230,34 @@ func writeFail2banLog(t *testing.T, w io.Writer) {
 	pop, mx, sub := s.addr("pop3.listen"), s.addr("smtp.listen"), s.addr("smtp.submission")
 
 	// Not failures: a good login, and a second session on a locked mailbox.
-	held := dialFrom(t, "127.0.0.2", pop)
-	held.expect("", "+OK")
-	held.expect("USER bob@example.com", "+OK")
-	held.expect("PASS bob-password", "+OK")
-	c := dialFrom(t, "127.0.0.2", pop)
-	c.expect("", "+OK")
-	c.expect("USER bob@example.com", "+OK")
-	c.expect("PASS bob-password", "-ERR [IN-USE]")
-	c.expect("QUIT", "+OK")
-	held.expect("QUIT", "+OK")
+	held := pop3test.DialFrom(t, "127.0.0.2", pop)
+	held.Expect("", "+OK")
+	held.Expect("USER bob@example.com", "+OK")
+	held.Expect("PASS bob-password", "+OK")
+	c := pop3test.DialFrom(t, "127.0.0.2", pop)
+	c.Expect("", "+OK")
+	c.Expect("USER bob@example.com", "+OK")
+	c.Expect("PASS bob-password", "-ERR [IN-USE]")
+	c.Expect("QUIT", "+OK")
+	held.Expect("QUIT", "+OK")
 
 	// Wrong passwords from 127.0.0.3 until the limiter throttles it.
 	// (A session is closed after its third error, so one login a session.)
 	for _, pw := range []string{"guess1", "guess2", "guess3"} {
-		c = dialFrom(t, "127.0.0.3", pop)
-		c.expect("", "+OK")
-		c.expect("USER alice@example.com", "+OK")
-		c.expect("PASS "+pw, "-ERR")
-		c.expect("QUIT", "+OK")
+		c = pop3test.DialFrom(t, "127.0.0.3", pop)
+		c.Expect("", "+OK")
+		c.Expect("USER alice@example.com", "+OK")
+		c.Expect("PASS "+pw, "-ERR")
+		c.Expect("QUIT", "+OK")
 	}
 	// An unknown user, and a user name carrying a forged ip= attribute.
-	c = dialFrom(t, "127.0.0.4", pop)
-	c.expect("", "+OK")
-	c.expect("USER nobody@example.com", "+OK")
-	c.expect("PASS x", "-ERR")
+	c = pop3test.DialFrom(t, "127.0.0.4", pop)
+	c.Expect("", "+OK")
+	c.Expect("USER nobody@example.com", "+OK")
+	c.Expect("PASS x", "-ERR")
 	forged := `x" ip=192.0.2.66 reason=throttled`
-	c.expect("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00"+forged+"\x00pw")), "-ERR")
-	c.expect("QUIT", "+OK")
+	c.Expect("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00"+forged+"\x00pw")), "-ERR")
+	c.Expect("QUIT", "+OK")
 
 	// SMTP: relay denied, a local delivery, an unknown recipient.
 	if got := trySend(t, "127.0.0.5", mx, "spammer@remote.example", "victim@elsewhere.example"); !strings.HasPrefix(got, "554") {
@@ -267,15 +270,13 @@ func writeFail2banLog(t *testing.T, w io.Writer) {
 		t.Fatalf("unknown recipient: %q", got)
 	}
 	// SMTP AUTH: wrong, forged, then right from another client.
-	c = dialFrom(t, "127.0.0.6", sub)
-	c.expect("", "220")
-	c.expect("EHLO client.example.net", "250")
-	c.expect("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00alice@example.com\x00wrong")), "535")
-	c.expect("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00"+forged+"\x00pw")), "")
-	c.expect("QUIT", "221")
-	c = dialFrom(t, "127.0.0.7", sub)
-	c.expect("", "220")
-	c.expect("EHLO client.example.net", "250")
-	c.expect("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00bob@example.com\x00bob-password")), "235")
-	c.expect("QUIT", "221")
+	m := smtptest.DialFrom(t, "127.0.0.6", sub)
+	m.Hello("client.example.net")
+	m.Expect("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00alice@example.com\x00wrong")), "535")
+	m.Expect("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00"+forged+"\x00pw")), "")
+	m.Expect("QUIT", "221")
+	m = smtptest.DialFrom(t, "127.0.0.7", sub)
+	m.Hello("client.example.net")
+	m.AuthPlain("bob@example.com", "bob-password")
+	m.Expect("QUIT", "221")
 }

@@ -4,7 +4,6 @@ package main
 // server's real listeners.
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -13,55 +12,32 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/popgate/popgate/pop3/pop3test"
+	"github.com/popgate/popgate/smtp/smtptest"
 )
 
 // smtpSession opens an SMTP session from 127.0.0.5 to addr, greeted and
 // EHLO'd; user, if not empty, authenticates with password pass.
-func smtpSession(t *testing.T, addr, user, pass string) *conversation {
+func smtpSession(t *testing.T, addr, user, pass string) *smtptest.Client {
 	t.Helper()
-	c := dialFrom(t, "127.0.0.5", addr)
-	c.expect("", "220")
-	c.expect("EHLO client.example.net", "250")
+	c := smtptest.DialFrom(t, "127.0.0.5", addr)
+	c.Hello("client.example.net")
 	if user != "" {
-		ir := base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pass))
-		c.expect("AUTH PLAIN "+ir, "235")
+		c.AuthPlain(user, pass)
 	}
 	return c
-}
-
-// transact runs MAIL, RCPT and DATA with msg and returns the reply to the
-// final dot.
-func (c *conversation) transact(from, rcpt, msg string) string {
-	c.t.Helper()
-	c.expect("MAIL FROM:<"+from+">", "250")
-	c.expect("RCPT TO:<"+rcpt+">", "250")
-	c.expect("DATA", "354")
-	fmt.Fprintf(c.conn, "%s.\r\n", msg)
-	return c.reply()
 }
 
 // popRetr logs in as user and returns STAT's reply and message n.
 func popRetr(t *testing.T, addr, user, pass string, n int) (stat, msg string) {
 	t.Helper()
-	c := dialFrom(t, "127.0.0.5", addr)
-	c.expect("", "+OK")
-	c.expect("USER "+user, "+OK")
-	c.expect("PASS "+pass, "+OK")
-	stat = c.expect("STAT", "+OK")
-	c.expect(fmt.Sprintf("RETR %d", n), "+OK")
-	var b strings.Builder
-	for {
-		line, err := c.r.ReadString('\n')
-		if err != nil {
-			t.Fatal(err)
-		}
-		if line == ".\r\n" {
-			break
-		}
-		b.WriteString(line)
-	}
-	c.expect("QUIT", "+OK")
-	return stat, b.String()
+	c := pop3test.DialFrom(t, "127.0.0.5", addr)
+	c.Login(user, pass)
+	stat = c.Expect("STAT", "+OK")
+	msg = c.Retr(n)
+	c.Expect("QUIT", "+OK")
+	return stat, msg
 }
 
 // TestDeliveredToLoopRefused: a message that already carries Delivered-To
@@ -73,11 +49,11 @@ func TestDeliveredToLoopRefused(t *testing.T) {
 	s := startServer(t, testConfig(t, dir), &fakeClock{})
 	c := smtpSession(t, s.addr("smtp.listen"), "", "")
 	loop := "Delivered-To: Bob@Example.com\r\nSubject: loop\r\n\r\nagain\r\n"
-	if got := c.transact("list@remote.example", "bob@example.com", loop); !strings.HasPrefix(got, "554 5.4.6") {
+	if got := c.Transact("list@remote.example", "bob@example.com", loop); !strings.HasPrefix(got, "554 5.4.6") {
 		t.Fatalf("looping message: %q, want 554 5.4.6", got)
 	}
 	clean := "Return-Path: <forged@evil.example>\r\nDelivered-To: list@remote.example\r\nSubject: ok\r\n\r\nfine\r\n"
-	if got := c.transact("list@remote.example", "bob@example.com", clean); !strings.HasPrefix(got, "250") {
+	if got := c.Transact("list@remote.example", "bob@example.com", clean); !strings.HasPrefix(got, "250") {
 		t.Fatalf("clean message: %q", got)
 	}
 	stat, msg := popRetr(t, s.addr("pop3.listen"), "bob@example.com", "bob-password", 1)
@@ -98,9 +74,9 @@ func TestSenderCheckConfigured(t *testing.T) {
 	cfg.SMTP.SenderCheck = "local-domains"
 	s := startServer(t, cfg, &fakeClock{})
 	c := smtpSession(t, s.addr("smtp.submission"), "alice@example.com", "alice's secret")
-	c.expect("MAIL FROM:<ceo@remote.example>", "553 5.7.1")
-	c.expect("MAIL FROM:<bob@example.com>", "250")
-	c.expect("RCPT TO:<friend@remote.example>", "250")
+	c.Expect("MAIL FROM:<ceo@remote.example>", "553 5.7.1")
+	c.Expect("MAIL FROM:<bob@example.com>", "250")
+	c.Expect("RCPT TO:<friend@remote.example>", "250")
 }
 
 // mountTmpfs mounts a tmpfs of size on a new temporary directory. It
@@ -209,10 +185,10 @@ func TestFullDiskTmpfs(t *testing.T) {
 	big := "Subject: big\r\n\r\n" + strings.Repeat(strings.Repeat("x", 78)+"\r\n", 8000) // 640 KB
 
 	// The good case, local and relayed (the smarthost refuses: it stays queued).
-	if got := smtpSession(t, mx, "", "").transact("x@remote.example", "bob@example.com", small); !strings.HasPrefix(got, "250") {
+	if got := smtpSession(t, mx, "", "").Transact("x@remote.example", "bob@example.com", small); !strings.HasPrefix(got, "250") {
 		t.Fatalf("local delivery with room: %q", got)
 	}
-	if got := smtpSession(t, sub, "alice@example.com", "alice's secret").transact("alice@example.com", "friend@remote.example", small); !strings.HasPrefix(got, "250") {
+	if got := smtpSession(t, sub, "alice@example.com", "alice's secret").Transact("alice@example.com", "friend@remote.example", small); !strings.HasPrefix(got, "250") {
 		t.Fatalf("relay with room: %q", got)
 	}
 	queueDir, bobDir := filepath.Join(dir, "queue"), filepath.Join(dir, "mail", "example.com", "bob")
@@ -223,21 +199,21 @@ func TestFullDiskTmpfs(t *testing.T) {
 
 	filler := fillDisk(t, filepath.Join(dir, "filler"))
 	c := smtpSession(t, mx, "", "")
-	c.expect("MAIL FROM:<x@remote.example>", "452 4.3.1")
-	c.expect("MAIL FROM:<>", "452 4.3.1")
+	c.Expect("MAIL FROM:<x@remote.example>", "452 4.3.1")
+	c.Expect("MAIL FROM:<>", "452 4.3.1")
 	a := smtpSession(t, sub, "alice@example.com", "alice's secret")
-	a.expect("MAIL FROM:<alice@example.com>", "452 4.3.1")
+	a.Expect("MAIL FROM:<alice@example.com>", "452 4.3.1")
 	if stat, msg := popRetr(t, pop, "bob@example.com", "bob-password", 1); !strings.HasPrefix(stat, "+OK 1 ") || !strings.Contains(msg, "hello") {
 		t.Fatalf("POP3 on a full disk: %q %q", stat, msg)
 	}
 
 	// Room for the reserve, not for the message: refused after DATA.
 	leaveFree(t, filler, 320<<10)
-	c.expect(fmt.Sprintf("MAIL FROM:<x@remote.example> SIZE=%d", len(big)), "452 4.3.1")
-	if got := c.transact("x@remote.example", "bob@example.com", big); !strings.HasPrefix(got, "452 4.3.1") {
+	c.Expect(fmt.Sprintf("MAIL FROM:<x@remote.example> SIZE=%d", len(big)), "452 4.3.1")
+	if got := c.Transact("x@remote.example", "bob@example.com", big); !strings.HasPrefix(got, "452 4.3.1") {
 		t.Fatalf("local delivery that does not fit: %q, want 452 4.3.1", got)
 	}
-	if got := a.transact("alice@example.com", "friend@remote.example", big); !strings.HasPrefix(got, "452 4.3.1") {
+	if got := a.Transact("alice@example.com", "friend@remote.example", big); !strings.HasPrefix(got, "452 4.3.1") {
 		t.Fatalf("relay that does not fit: %q, want 452 4.3.1", got)
 	}
 	if n := maildirFiles(t, bobDir); n != stored {
@@ -252,10 +228,10 @@ func TestFullDiskTmpfs(t *testing.T) {
 	if err := os.Remove(filler.Name()); err != nil {
 		t.Fatal(err)
 	}
-	if got := c.transact("x@remote.example", "bob@example.com", big); !strings.HasPrefix(got, "250") {
+	if got := c.Transact("x@remote.example", "bob@example.com", big); !strings.HasPrefix(got, "250") {
 		t.Fatalf("local delivery after space returned: %q", got)
 	}
-	if got := a.transact("alice@example.com", "friend@remote.example", small); !strings.HasPrefix(got, "250") {
+	if got := a.Transact("alice@example.com", "friend@remote.example", small); !strings.HasPrefix(got, "250") {
 		t.Fatalf("relay after space returned: %q", got)
 	}
 	stat, msg := popRetr(t, pop, "bob@example.com", "bob-password", 2)

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +15,8 @@ import (
 
 	"github.com/popgate/popgate/acl/accessdb"
 	"github.com/popgate/popgate/auth"
+	"github.com/popgate/popgate/pop3/pop3test"
+	"github.com/popgate/popgate/smtp/smtptest"
 )
 
 // fakeClock is real time plus an offset that the test moves forward, so
@@ -100,78 +100,27 @@ func testConfig(t *testing.T, dir string) *Config {
 	return cfg
 }
 
-// conversation is a line-based client connection from a chosen address.
-type conversation struct {
-	t    *testing.T
-	conn net.Conn
-	r    *bufio.Reader
-}
-
-func dialFrom(t *testing.T, from, addr string) *conversation {
-	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-	t.Cleanup(func() { c.Close() })
-	return &conversation{t: t, conn: c, r: bufio.NewReader(c)}
-}
-
-// reply reads one reply (all lines of a multi-line SMTP reply).
-func (c *conversation) reply() string {
-	c.t.Helper()
-	var all []string
-	for {
-		line, err := c.r.ReadString('\n')
-		if err != nil {
-			c.t.Fatalf("reading reply: %v (so far %q)", err, all)
-		}
-		line = strings.TrimRight(line, "\r\n")
-		all = append(all, line)
-		if len(line) < 4 || line[3] != '-' {
-			return strings.Join(all, "\n")
-		}
-	}
-}
-
-// expect sends cmd (unless empty) and checks the reply starts with want.
-func (c *conversation) expect(cmd, want string) string {
-	c.t.Helper()
-	if cmd != "" {
-		fmt.Fprintf(c.conn, "%s\r\n", cmd)
-	}
-	got := c.reply()
-	if !strings.HasPrefix(got, want) {
-		c.t.Fatalf("%q: got %q, want %q", cmd, got, want)
-	}
-	return got
-}
-
+// popLogin logs in over POP3 from the loopback address from and quits,
+// which grants from relay permission.
 func popLogin(t *testing.T, from, addr, user, pass string) {
 	t.Helper()
-	c := dialFrom(t, from, addr)
-	c.expect("", "+OK")
-	c.expect("USER "+user, "+OK")
-	c.expect("PASS "+pass, "+OK")
-	c.expect("QUIT", "+OK")
+	c := pop3test.DialFrom(t, from, addr)
+	c.Login(user, pass)
+	c.Expect("QUIT", "+OK")
 }
 
 // trySend runs one SMTP transaction and returns the reply to RCPT.
 func trySend(t *testing.T, from, addr, sender, rcpt string) string {
 	t.Helper()
-	c := dialFrom(t, from, addr)
-	c.expect("", "220")
-	c.expect("EHLO client.example.net", "250")
-	c.expect("MAIL FROM:<"+sender+">", "250")
-	fmt.Fprintf(c.conn, "RCPT TO:<%s>\r\n", rcpt)
-	got := c.reply()
+	c := smtptest.DialFrom(t, from, addr)
+	c.Hello("client.example.net")
+	c.Expect("MAIL FROM:<"+sender+">", "250")
+	got := c.Cmd("RCPT TO:<" + rcpt + ">")
 	if strings.HasPrefix(got, "250") {
-		c.expect("DATA", "354")
-		c.expect("Subject: test\r\n\r\nhello from "+from+"\r\n.", "250")
+		c.Expect("DATA", "354")
+		c.Expect("Subject: test\r\n\r\nhello from "+from+"\r\n.", "250")
 	}
-	c.expect("QUIT", "221")
+	c.Expect("QUIT", "221")
 	return got
 }
 
@@ -293,51 +242,35 @@ func TestLocalDeliveryThenPOP3(t *testing.T) {
 		t.Fatalf("unknown local user: %q, want 550 5.1.1", got)
 	}
 
-	c := dialFrom(t, "127.0.0.5", pop)
-	c.expect("", "+OK")
-	c.expect("USER bob@example.com", "+OK")
-	c.expect("PASS bob-password", "+OK")
-	c.expect("STAT", "+OK 1 ")
-	c.expect("RETR 1", "+OK")
-	var msg strings.Builder
-	for {
-		line, err := c.r.ReadString('\n')
-		if err != nil {
-			t.Fatal(err)
-		}
-		if line == ".\r\n" {
-			break
-		}
-		msg.WriteString(line)
+	c := pop3test.DialFrom(t, "127.0.0.5", pop)
+	c.Login("bob@example.com", "bob-password")
+	c.Expect("STAT", "+OK 1 ")
+	msg := c.Retr(1)
+	if !strings.HasPrefix(msg, "Return-Path: <x@remote.example>\r\nDelivered-To: bob@example.com\r\nReceived: from client.example.net") || !strings.Contains(msg, "hello from 127.0.0.5\r\n") {
+		t.Errorf("message = %q", msg)
 	}
-	if !strings.HasPrefix(msg.String(), "Return-Path: <x@remote.example>\r\nDelivered-To: bob@example.com\r\nReceived: from client.example.net") || !strings.Contains(msg.String(), "hello from 127.0.0.5\r\n") {
-		t.Errorf("message = %q", msg.String())
-	}
-	c.expect("DELE 1", "+OK")
-	c.conn.Close() // dropped, not QUIT: nothing is deleted
+	c.Expect("DELE 1", "+OK")
+	c.Conn.Close() // dropped, not QUIT: nothing is deleted
 
 	// Until the server has seen the drop, the mailbox is still locked.
 	waitFor(t, "the dropped session's lock to be released", func() bool {
-		c = dialFrom(t, "127.0.0.5", pop)
-		c.expect("", "+OK")
-		c.expect("USER bob@example.com", "+OK")
-		fmt.Fprintf(c.conn, "PASS bob-password\r\n")
-		if got := c.reply(); strings.HasPrefix(got, "-ERR [IN-USE]") {
+		c = pop3test.DialFrom(t, "127.0.0.5", pop)
+		c.Expect("", "+OK")
+		c.Expect("USER bob@example.com", "+OK")
+		if got := c.Expect("PASS bob-password", ""); strings.HasPrefix(got, "-ERR [IN-USE]") {
 			return false
 		} else if !strings.HasPrefix(got, "+OK") {
 			t.Fatalf("PASS after a dropped session: %q", got)
 		}
 		return true
 	})
-	c.expect("STAT", "+OK 1 ")
-	c.expect("DELE 1", "+OK")
-	c.expect("QUIT", "+OK")
+	c.Expect("STAT", "+OK 1 ")
+	c.Expect("DELE 1", "+OK")
+	c.Expect("QUIT", "+OK")
 
-	c = dialFrom(t, "127.0.0.5", pop)
-	c.expect("", "+OK")
-	c.expect("USER bob@example.com", "+OK")
-	c.expect("PASS bob-password", "+OK")
-	c.expect("STAT", "+OK 0 0")
+	c = pop3test.DialFrom(t, "127.0.0.5", pop)
+	c.Login("bob@example.com", "bob-password")
+	c.Expect("STAT", "+OK 0 0")
 }
 
 // TestControlCommandsAgainstServer runs the CLI's control commands
@@ -504,16 +437,14 @@ func TestMessageVanishesDuringSession(t *testing.T) {
 			t.Fatalf("delivery: %q", got)
 		}
 	}
-	c := dialFrom(t, "127.0.0.5", pop)
-	c.expect("", "+OK")
-	c.expect("USER bob@example.com", "+OK")
-	c.expect("PASS bob-password", "+OK")
-	c.expect("STAT", "+OK 2 ")
+	c := pop3test.DialFrom(t, "127.0.0.5", pop)
+	c.Login("bob@example.com", "bob-password")
+	c.Expect("STAT", "+OK 2 ")
 	files, _ := filepath.Glob(filepath.Join(dir, "mail", "example.com", "bob", "new", "*"))
 	if len(files) != 2 {
 		t.Fatalf("maildir holds %d files, want 2", len(files))
 	}
-	first := c.expect("UIDL 1", "+OK 1 ")
+	first := c.Expect("UIDL 1", "+OK 1 ")
 	for _, f := range files {
 		if strings.Contains(first, filepath.Base(f)) {
 			if err := os.Remove(f); err != nil {
@@ -521,17 +452,8 @@ func TestMessageVanishesDuringSession(t *testing.T) {
 			}
 		}
 	}
-	c.expect("RETR 1", "-ERR")
-	c.expect("RETR 2", "+OK")
-	for {
-		line, err := c.r.ReadString('\n')
-		if err != nil {
-			t.Fatal(err)
-		}
-		if line == ".\r\n" {
-			break
-		}
-	}
-	c.expect("NOOP", "+OK")
-	c.expect("QUIT", "+OK")
+	c.Expect("RETR 1", "-ERR")
+	c.Retr(2)
+	c.Expect("NOOP", "+OK")
+	c.Expect("QUIT", "+OK")
 }

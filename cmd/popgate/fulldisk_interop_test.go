@@ -41,17 +41,17 @@ min_free_bytes = 131072
 	bobDir := filepath.Join(dir, "mail", "example.com", "bob")
 
 	c := smtpSession(t, s.mx, "", "")
-	if got := c.transact("x@remote.example", "bob@example.com", small); !strings.HasPrefix(got, "250") {
+	if got := c.Transact("x@remote.example", "bob@example.com", small); !strings.HasPrefix(got, "250") {
 		t.Fatalf("with room: %q", got)
 	}
 	filler := fillDisk(t, filepath.Join(dir, "filler"))
-	c.expect("MAIL FROM:<x@remote.example>", "452 4.3.1")
+	c.Expect("MAIL FROM:<x@remote.example>", "452 4.3.1")
 	if stat, msg := popRetr(t, s.pop, "bob@example.com", "bob-password", 1); !strings.HasPrefix(stat, "+OK 1 ") ||
 		!strings.HasPrefix(msg, "Return-Path: <x@remote.example>\r\nDelivered-To: bob@example.com\r\n") {
 		t.Fatalf("POP3 on a full disk: %q %q", stat, msg)
 	}
 	leaveFree(t, filler, 200<<10)
-	if got := c.transact("x@remote.example", "bob@example.com", big); !strings.HasPrefix(got, "452 4.3.1") {
+	if got := c.Transact("x@remote.example", "bob@example.com", big); !strings.HasPrefix(got, "452 4.3.1") {
 		t.Fatalf("a message larger than the free space: %q, want 452 4.3.1", got)
 	}
 	if n := maildirFiles(t, bobDir); n != 1 {
@@ -61,10 +61,10 @@ min_free_bytes = 131072
 	if err := os.Remove(filler.Name()); err != nil {
 		t.Fatal(err)
 	}
-	if got := c.transact("x@remote.example", "bob@example.com", big); !strings.HasPrefix(got, "250") {
+	if got := c.Transact("x@remote.example", "bob@example.com", big); !strings.HasPrefix(got, "250") {
 		t.Fatalf("after space returned: %q", got)
 	}
-	c.expect("QUIT", "221")
+	c.Expect("QUIT", "221")
 	if stat, _ := popRetr(t, s.pop, "bob@example.com", "bob-password", 2); !strings.HasPrefix(stat, "+OK 2 ") {
 		t.Fatalf("after recovery: %q", stat)
 	}

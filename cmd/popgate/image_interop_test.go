@@ -21,6 +21,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/popgate/popgate/pop3/pop3test"
+	"github.com/popgate/popgate/smtp/smtptest"
 )
 
 // imageUID is the USER of the image (and of the Dockerfile).
@@ -195,41 +198,28 @@ func TestInteropImageServes(t *testing.T) {
 		t.Errorf("the HEALTHCHECK command fails: %v\n%s", err, out)
 	}
 
-	smtp := dialFrom(t, "127.0.0.1", addrs["smtp.listen"])
-	smtp.expect("", "220")
-	smtp.expect("EHLO client.example.net", "250")
-	smtp.expect("MAIL FROM:<friend@example.net>", "250")
-	smtp.expect("RCPT TO:<nobody@example.com>", "550")
-	smtp.expect("RCPT TO:<alice@example.com>", "250")
-	smtp.expect("DATA", "354")
-	smtp.expect("Subject: from the image\r\n\r\nserved from a chroot of the image\r\n.", "250")
-	smtp.expect("QUIT", "221")
+	smtp := smtptest.DialFrom(t, "127.0.0.1", addrs["smtp.listen"])
+	smtp.Hello("client.example.net")
+	smtp.Expect("MAIL FROM:<friend@example.net>", "250")
+	smtp.Expect("RCPT TO:<nobody@example.com>", "550")
+	smtp.Expect("RCPT TO:<alice@example.com>", "250")
+	smtp.Expect("DATA", "354")
+	smtp.Expect("Subject: from the image\r\n\r\nserved from a chroot of the image\r\n.", "250")
+	smtp.Expect("QUIT", "221")
 
-	pop := dialFrom(t, "127.0.0.1", addrs["pop3.listen"])
-	pop.expect("", "+OK")
-	pop.expect("USER alice@example.com", "+OK")
-	pop.expect("PASS wrong passphrase", "-ERR")
-	pop = dialFrom(t, "127.0.0.1", addrs["pop3.listen"])
-	pop.expect("", "+OK")
-	pop.expect("USER alice@example.com", "+OK")
-	pop.expect("PASS a long passphrase", "+OK")
-	pop.expect("STAT", "+OK 1 ")
-	pop.expect("RETR 1", "+OK")
+	pop := pop3test.DialFrom(t, "127.0.0.1", addrs["pop3.listen"])
+	pop.Expect("", "+OK")
+	pop.Expect("USER alice@example.com", "+OK")
+	pop.Expect("PASS wrong passphrase", "-ERR")
+	pop = pop3test.DialFrom(t, "127.0.0.1", addrs["pop3.listen"])
+	pop.Login("alice@example.com", "a long passphrase")
+	pop.Expect("STAT", "+OK 1 ")
 	var body strings.Builder
-	for {
-		line, err := pop.r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("RETR: %v", err)
-		}
-		if line == ".\r\n" {
-			break
-		}
-		body.WriteString(line)
-	}
+	body.WriteString(pop.Retr(1))
 	if !strings.Contains(body.String(), "served from a chroot of the image") {
 		t.Errorf("RETR 1:\n%s", body.String())
 	}
-	pop.expect("QUIT", "+OK")
+	pop.Expect("QUIT", "+OK")
 
 	// The mail is in the /data volume, owned by the image's user.
 	var found bool

@@ -31,15 +31,9 @@ func TestInteropImportUIDLContinuity(t *testing.T) {
 		need(t, p)
 	}
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "popgate.toml")
 	conf := fmt.Sprintf("hostname = \"mx.example.com\"\ndomains = [\"example.com\"]\ndata_dir = %q\n"+
 		"[pop3]\nlisten = [\"127.0.0.1:0\"]\n[smtp]\nlisten = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\n", dir)
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := runCmd(t, "correct horse battery\n", binary(t), "user", "add", "--stdin", "--config", cfg, "alice@example.com"); err != nil {
-		t.Fatalf("user add: %v\n%s", err, out)
-	}
+	cfg := setupBinary(t, dir, conf)
 	spoolDir := filepath.Join(dir, "var-mail")
 	if err := os.Mkdir(spoolDir, 0o755); err != nil {
 		t.Fatal(err)

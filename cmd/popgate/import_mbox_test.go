@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/popgate/popgate/pop3/pop3test"
 )
 
 const (
@@ -48,44 +50,19 @@ func writeSpool(t *testing.T, path, content string) {
 }
 
 // popUIDLs logs in as user over a real POP3 listener and returns the UIDL
-// listing and the text of the first message.
+// listing and the text of the first message, which it deletes if dele.
 func popUIDLs(t *testing.T, addr, user, pass string, dele bool) (uids []string, first string) {
 	t.Helper()
-	c := dialFrom(t, "127.0.0.1", addr)
-	c.expect("", "+OK")
-	c.expect("USER "+user, "+OK")
-	c.expect("PASS "+pass, "+OK")
-	c.expect("UIDL", "+OK")
-	for {
-		line, err := c.r.ReadString('\n')
-		if err != nil {
-			t.Fatal(err)
-		}
-		if line == ".\r\n" {
-			break
-		}
-		f := strings.Fields(line)
-		uids = append(uids, f[1])
-	}
+	c := pop3test.DialFrom(t, "127.0.0.1", addr)
+	c.Login(user, pass)
+	uids = c.UIDL()
 	if len(uids) > 0 {
-		c.expect("RETR 1", "+OK")
-		var b strings.Builder
-		for {
-			line, err := c.r.ReadString('\n')
-			if err != nil {
-				t.Fatal(err)
-			}
-			if line == ".\r\n" {
-				break
-			}
-			b.WriteString(line)
-		}
-		first = b.String()
+		first = c.Retr(1)
 		if dele {
-			c.expect("DELE 1", "+OK")
+			c.Expect("DELE 1", "+OK")
 		}
 	}
-	c.expect("QUIT", "+OK")
+	c.Expect("QUIT", "+OK")
 	return uids, first
 }
 

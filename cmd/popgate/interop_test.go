@@ -21,6 +21,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/popgate/popgate/acl/postmaptest"
+	"github.com/popgate/popgate/pop3/pop3test"
 )
 
 // need returns the path of a program the interop suite requires; a
@@ -167,24 +170,28 @@ func swaksSend(t *testing.T, server, from, sender, rcpt string) string {
 	return out
 }
 
-func TestInteropBinaryPOPBeforeSMTP(t *testing.T) {
-	for _, p := range []string{"swaks", "fetchmail", "mpop", "db5.3_dump", "postmap", "smtp-sink"} {
-		need(t, p)
-	}
-	dir := t.TempDir()
-	sinkAddr, sinkDir := freeAddr(t), t.TempDir()
-	sink := exec.Command(need(t, "smtp-sink"), "-u", "root", "-d", filepath.Join(sinkDir, "msg."), sinkAddr, "100")
+// postfixSink starts Postfix's smtp-sink on a free loopback port, writing
+// every message it receives to a file msg.* in the returned directory,
+// and stops it by pid when the test ends.
+func postfixSink(t *testing.T) (addr, dir string) {
+	t.Helper()
+	addr, dir = freeAddr(t), t.TempDir()
+	sink := exec.Command(need(t, "smtp-sink"), "-u", "root", "-d", filepath.Join(dir, "msg."), addr, "100")
 	if err := sink.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sink.Process.Kill(); _ = sink.Wait() })
-	waitListening(t, sinkAddr)
+	waitListening(t, addr)
+	return addr, dir
+}
 
-	// Long enough that, on a loaded machine, the checks made while the
-	// grant lives all finish before it ends (3 s once lost that race).
-	const ttl = 15 * time.Second
-	cfg := filepath.Join(dir, "popgate.toml")
-	conf := fmt.Sprintf(`hostname = "mx.example.com"
+// relayConfig is the start of a configuration for the binary under test:
+// example.com with its data in dataDir, POP3, MX and submission on
+// 127.0.0.1:0, no trusted networks (a loopback client needs a POP3 login
+// to relay) and grants that live ttl. It ends inside [relay], so a test
+// appends relay keys first and then its own sections.
+func relayConfig(dataDir string, ttl time.Duration) string {
+	return fmt.Sprintf(`hostname = "mx.example.com"
 domains = ["example.com"]
 data_dir = %q
 [pop3]
@@ -195,7 +202,38 @@ submission = ["127.0.0.1:0"]
 [relay]
 pop_ttl = "%s"
 trusted_networks = []
-[[relay.mirror]]
+`, dataDir, ttl)
+}
+
+// setupBinary writes conf to dir/popgate.toml, adds alice@example.com
+// (password "correct horse battery") with the binary and has `popgate
+// check` accept the result. It returns the configuration's path.
+func setupBinary(t *testing.T, dir, conf string) string {
+	t.Helper()
+	cfg := filepath.Join(dir, "popgate.toml")
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCmd(t, "correct horse battery\n", binary(t), "user", "add", "--stdin", "--config", cfg, "alice@example.com"); err != nil {
+		t.Fatalf("user add: %v\n%s", err, out)
+	}
+	if out, err := runCmd(t, "", binary(t), "check", "--config", cfg); err != nil {
+		t.Fatalf("check: %v\n%s", err, out)
+	}
+	return cfg
+}
+
+func TestInteropBinaryPOPBeforeSMTP(t *testing.T) {
+	for _, p := range []string{"swaks", "fetchmail", "mpop", "db5.3_dump", "postmap", "smtp-sink"} {
+		need(t, p)
+	}
+	dir := t.TempDir()
+	sinkAddr, sinkDir := postfixSink(t)
+
+	// Long enough that, on a loaded machine, the checks made while the
+	// grant lives all finish before it ends (3 s once lost that race).
+	const ttl = 15 * time.Second
+	conf := relayConfig(dir, ttl) + fmt.Sprintf(`[[relay.mirror]]
 path = %q
 flavor = "sendmail"
 format = "hash"
@@ -206,16 +244,8 @@ format = "hash"
 [queue]
 smarthost = %q
 min_retry = "1s"
-`, dir, ttl, filepath.Join(dir, "access.db"), filepath.Join(dir, "postfix-access.db"), sinkAddr)
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := runCmd(t, "correct horse battery\n", binary(t), "user", "add", "--stdin", "--config", cfg, "alice@example.com"); err != nil {
-		t.Fatalf("user add: %v\n%s", err, out)
-	}
-	if out, err := runCmd(t, "", binary(t), "check", "--config", cfg); err != nil {
-		t.Fatalf("check: %v\n%s", err, out)
-	}
+`, filepath.Join(dir, "access.db"), filepath.Join(dir, "postfix-access.db"), sinkAddr)
+	cfg := setupBinary(t, dir, conf)
 	s := startBinary(t, cfg)
 
 	// Before any login: relaying from 127.0.0.1 is refused (loopback is
@@ -261,11 +291,7 @@ min_retry = "1s"
 		out, err := runCmd(t, "", need(t, "db5.3_dump"), "-p", filepath.Join(dir, "access.db"))
 		return err == nil && strings.Contains(out, "connect:127.0.0.1\n RELAY")
 	})
-	// postmap wants a main.cf; an empty one in a private directory will do.
-	pfconf := t.TempDir()
-	if err := os.WriteFile(filepath.Join(pfconf, "main.cf"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	_, pfconf := postmaptest.New(t)
 	postmapQ := func(key string) (string, error) {
 		return runCmd(t, "", need(t, "postmap"), "-c", pfconf, "-q", key, "hash:"+filepath.Join(dir, "postfix-access"))
 	}
@@ -336,39 +362,29 @@ func maildirFor(t *testing.T) string {
 // still there, since deletion happens only at QUIT.
 func TestInteropKill9DuringPOP3Session(t *testing.T) {
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "popgate.toml")
 	conf := fmt.Sprintf("domains = [\"example.com\"]\ndata_dir = %q\n[pop3]\nlisten = [\"127.0.0.1:0\"]\n"+
 		"[smtp]\nlisten = [\"127.0.0.1:0\"]\nsubmission = []\n", dir)
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := runCmd(t, "correct horse battery\n", binary(t), "user", "add", "--stdin", "--config", cfg, "alice@example.com"); err != nil {
-		t.Fatalf("user add: %v\n%s", err, out)
-	}
+	cfg := setupBinary(t, dir, conf)
 	s := startBinary(t, cfg)
 	for range 2 {
 		if out := swaksSend(t, s.mx, "127.0.0.1", "someone@remote.example", "alice@example.com"); !strings.Contains(out, "queued as") {
 			t.Fatalf("delivery refused:\n%s", out)
 		}
 	}
-	c := dialFrom(t, "127.0.0.1", s.pop)
-	c.expect("", "+OK")
-	c.expect("USER alice@example.com", "+OK")
-	c.expect("PASS correct horse battery", "+OK")
-	c.expect("DELE 1", "+OK")
-	c.expect("DELE 2", "+OK")
+	c := pop3test.DialFrom(t, "127.0.0.1", s.pop)
+	c.Login("alice@example.com", "correct horse battery")
+	c.Expect("DELE 1", "+OK")
+	c.Expect("DELE 2", "+OK")
 	if err := s.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	_ = s.cmd.Wait()
 
 	s = startBinary(t, cfg)
-	c = dialFrom(t, "127.0.0.1", s.pop)
-	c.expect("", "+OK")
-	c.expect("USER alice@example.com", "+OK")
-	c.expect("PASS correct horse battery", "+OK")
-	c.expect("STAT", "+OK 2 ")
-	c.expect("QUIT", "+OK")
+	c = pop3test.DialFrom(t, "127.0.0.1", s.pop)
+	c.Login("alice@example.com", "correct horse battery")
+	c.Expect("STAT", "+OK 2 ")
+	c.Expect("QUIT", "+OK")
 }
 
 // TestInteropBinarySignals drives the real binary's signal handling:
@@ -381,16 +397,10 @@ func TestInteropBinarySignals(t *testing.T) {
 	if err := os.WriteFile(access, []byte("Connect:127.0.0.6 RELAY\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := filepath.Join(dir, "popgate.toml")
 	conf := fmt.Sprintf("domains = [\"example.com\"]\ndata_dir = %q\n[pop3]\nlisten = [\"127.0.0.1:0\"]\n"+
 		"[smtp]\nlisten = [\"127.0.0.1:0\"]\nsubmission = []\n[relay]\ntrusted_networks = []\naccess_file = %q\n"+
 		"[queue]\nsmarthost = \"127.0.0.1:1\"\n", dir, access)
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := runCmd(t, "correct horse battery\n", binary(t), "user", "add", "--stdin", "--config", cfg, "alice@example.com"); err != nil {
-		t.Fatalf("user add: %v\n%s", err, out)
-	}
+	cfg := setupBinary(t, dir, conf)
 	s := startBinary(t, cfg)
 	popLogin(t, "127.0.0.2", s.pop, "alice@example.com", "correct horse battery")
 	relays := func(from string) bool {

@@ -10,13 +10,14 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/popgate/popgate/acl/postmaptest"
 )
 
 // lookupPopgate starts the popgate binary with the policy server and the
@@ -31,7 +32,6 @@ func lookupPopgate(t *testing.T, ttl time.Duration) (s *binServer, policy, sockm
 	if err := os.WriteFile(access, []byte("Connect:192.168.0 RELAY\nConnect:127.0.0.9 REJECT\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := filepath.Join(dir, "popgate.toml")
 	conf := fmt.Sprintf(`hostname = "mx.example.com"
 domains = ["example.com"]
 data_dir = %q
@@ -51,15 +51,7 @@ listen = [%q, "unix:%s"]
 [log]
 level = "debug"
 `, dir, ttl, access, policy, sockmap, unixSock)
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := runCmd(t, "correct horse battery\n", binary(t), "user", "add", "--stdin", "--config", cfg, "alice@example.com"); err != nil {
-		t.Fatalf("user add: %v\n%s", err, out)
-	}
-	if out, err := runCmd(t, "", binary(t), "check", "--config", cfg); err != nil {
-		t.Fatalf("check: %v\n%s", err, out)
-	}
+	cfg := setupBinary(t, dir, conf)
 	s = startBinary(t, cfg)
 	waitListening(t, policy)
 	waitListening(t, sockmap)
@@ -183,13 +175,7 @@ func TestInteropPostfixPolicyService(t *testing.T) {
 	for _, p := range []string{"swaks", "mpop", "smtp-sink", "postfix"} {
 		need(t, p)
 	}
-	sinkAddr, sinkDir := freeAddr(t), t.TempDir()
-	sink := exec.Command(need(t, "smtp-sink"), "-u", "root", "-d", filepath.Join(sinkDir, "msg."), sinkAddr, "100")
-	if err := sink.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sink.Process.Kill(); _ = sink.Wait() })
-	waitListening(t, sinkAddr)
+	sinkAddr, sinkDir := postfixSink(t)
 
 	// Long enough for the steps after the login on a loaded machine.
 	const ttl = 15 * time.Second
@@ -235,10 +221,7 @@ func TestInteropPostmapSocketmap(t *testing.T) {
 	// Long enough for the queries after the login on a loaded machine.
 	const ttl = 10 * time.Second
 	pg, _, sockmap, unixSock := lookupPopgate(t, ttl)
-	pfconf := t.TempDir()
-	if err := os.WriteFile(filepath.Join(pfconf, "main.cf"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	_, pfconf := postmaptest.New(t)
 	host, port, _ := net.SplitHostPort(sockmap)
 	tables := []string{"socketmap:inet:" + host + ":" + port + ":access", "socketmap:unix:" + unixSock + ":access"}
 	query := func(table, key string) (string, error) {

@@ -11,17 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// postmapConf returns a directory with an empty main.cf for postmap -c.
-func postmapConf(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "main.cf"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
+	"github.com/popgate/popgate/acl/postmaptest"
+)
 
 // TestInteropBinaryMirrorCDBAndLMDB runs the real binary with cdb and
 // lmdb mirrors beside a static access file: an mpop login puts its IP in
@@ -37,19 +29,7 @@ func TestInteropBinaryMirrorCDBAndLMDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	const ttl = 3 * time.Second
-	cfg := filepath.Join(dir, "popgate.toml")
-	conf := fmt.Sprintf(`hostname = "mx.example.com"
-domains = ["example.com"]
-data_dir = %q
-[pop3]
-listen = ["127.0.0.1:0"]
-[smtp]
-listen = ["127.0.0.1:0"]
-submission = ["127.0.0.1:0"]
-[relay]
-pop_ttl = "%s"
-trusted_networks = []
-access_file = %q
+	conf := relayConfig(dir, ttl) + fmt.Sprintf(`access_file = %q
 [[relay.mirror]]
 path = %q
 flavor = "postfix"
@@ -62,18 +42,10 @@ format = "lmdb"
 path = %q
 flavor = "sendmail"
 format = "cdb"
-`, dir, ttl, access, filepath.Join(dir, "popgate.cdb"), filepath.Join(dir, "popgate.lmdb"), filepath.Join(dir, "access.cdb"))
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := runCmd(t, "correct horse battery\n", binary(t), "user", "add", "--stdin", "--config", cfg, "alice@example.com"); err != nil {
-		t.Fatalf("user add: %v\n%s", err, out)
-	}
-	if out, err := runCmd(t, "", binary(t), "check", "--config", cfg); err != nil {
-		t.Fatalf("check: %v\n%s", err, out)
-	}
+`, access, filepath.Join(dir, "popgate.cdb"), filepath.Join(dir, "popgate.lmdb"), filepath.Join(dir, "access.cdb"))
+	cfg := setupBinary(t, dir, conf)
 	s := startBinary(t, cfg)
-	pfconf := postmapConf(t)
+	_, pfconf := postmaptest.New(t)
 	query := func(table, key string) string {
 		out, _ := exec.Command(need(t, "postmap"), "-c", pfconf, "-q", key, table).Output()
 		return strings.TrimSpace(string(out))
@@ -123,7 +95,7 @@ format = "cdb"
 // `postmap cdb:` and `postmap lmdb:` with `popgate access get` and list.
 func TestInteropAccessMakeCDBAndLMDB(t *testing.T) {
 	postmap := need(t, "postmap")
-	pfconf := postmapConf(t)
+	_, pfconf := postmaptest.New(t)
 	var text, keys strings.Builder
 	want := make(map[string]string)
 	for i := range 100000 {

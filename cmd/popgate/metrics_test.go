@@ -18,6 +18,7 @@ import (
 
 	"github.com/popgate/popgate/acl"
 	"github.com/popgate/popgate/acl/mapfile"
+	"github.com/popgate/popgate/pop3/pop3test"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -254,11 +255,11 @@ func TestMetricsRealServer(t *testing.T) {
 	if got := trySend(t, "127.0.0.2", mx, "alice@example.com", "friend@remote.example"); !strings.HasPrefix(got, "554") {
 		t.Fatalf("relay before login: %q", got)
 	}
-	c := dialFrom(t, "127.0.0.3", pop)
-	c.expect("", "+OK")
-	c.expect("USER bob@example.com", "+OK")
-	c.expect("PASS wrong", "-ERR")
-	c.expect("QUIT", "+OK")
+	c := pop3test.DialFrom(t, "127.0.0.3", pop)
+	c.Expect("", "+OK")
+	c.Expect("USER bob@example.com", "+OK")
+	c.Expect("PASS wrong", "-ERR")
+	c.Expect("QUIT", "+OK")
 	popLogin(t, "127.0.0.2", pop, "alice@example.com", "alice's secret")
 	if got := trySend(t, "127.0.0.2", mx, "alice@example.com", "friend@remote.example"); !strings.HasPrefix(got, "250") {
 		t.Fatalf("relay after login: %q", got)

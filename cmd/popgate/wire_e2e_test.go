@@ -1,9 +1,11 @@
 package main
 
 import (
-	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/popgate/popgate/pop3/pop3test"
+	"github.com/popgate/popgate/smtp/smtptest"
 )
 
 // TestLongLinesAndBareNewlinesEndToEnd drives the assembled server over
@@ -21,41 +23,24 @@ func TestLongLinesAndBareNewlinesEndToEnd(t *testing.T) {
 
 	send := func(from, body, want string) {
 		t.Helper()
-		c := dialFrom(t, from, mx)
-		c.expect("", "220")
-		c.expect("EHLO client.example.net", "250")
-		c.expect("MAIL FROM:<x@remote.example>", "250")
-		c.expect("RCPT TO:<bob@example.com>", "250")
-		c.expect("DATA", "354")
-		fmt.Fprint(c.conn, body+".\r\n")
-		c.expect("", want)
-		c.expect("QUIT", "221")
+		c := smtptest.DialFrom(t, from, mx)
+		c.Hello("client.example.net")
+		if got := c.Transact("x@remote.example", "bob@example.com", body); !strings.HasPrefix(got, want) {
+			t.Fatalf("message from %s: %q, want %q", from, got, want)
+		}
+		c.Expect("QUIT", "221")
 	}
 	send("127.0.0.5", "Subject: long\r\n\r\n"+long+"\r\n", "250 2.0.0")
 	send("127.0.0.5", "Subject: bare\r\n\r\nbare\nlf\r\n", "550 5.5.2")
 	send("127.0.0.6", "Subject: trusted\r\n\r\nbare\nlf\r\n", "250 2.0.0")
 
-	c := dialFrom(t, "127.0.0.5", pop)
-	c.expect("", "+OK")
-	c.expect("USER bob@example.com", "+OK")
-	c.expect("PASS bob-password", "+OK")
-	c.expect("STAT", "+OK 2 ")
+	c := pop3test.DialFrom(t, "127.0.0.5", pop)
+	c.Login("bob@example.com", "bob-password")
+	c.Expect("STAT", "+OK 2 ")
 	for i, want := range []string{"\r\n" + long + "\r\n", "\r\nbare\r\nlf\r\n"} {
-		c.expect(fmt.Sprintf("RETR %d", i+1), "+OK")
-		var msg strings.Builder
-		for {
-			line, err := c.r.ReadString('\n')
-			if err != nil {
-				t.Fatal(err)
-			}
-			if line == ".\r\n" {
-				break
-			}
-			msg.WriteString(line)
-		}
-		if !strings.HasSuffix(msg.String(), want) {
-			t.Errorf("message %d: not kept whole (len %d)", i+1, msg.Len())
+		if msg := c.Retr(i + 1); !strings.HasSuffix(msg, want) {
+			t.Errorf("message %d: not kept whole (len %d)", i+1, len(msg))
 		}
 	}
-	c.expect("QUIT", "+OK")
+	c.Expect("QUIT", "+OK")
 }

@@ -5,16 +5,18 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/popgate/popgate/smtp/smtptest"
 )
 
 // BenchmarkRelay measures messages per second spooled durably on a real
 // disk and delivered to a local go-smtp sink over TCP.
 func BenchmarkRelay(b *testing.B) {
-	s := newSink(b)
+	s := smtptest.NewSink(b)
 	cfg := Config{
 		Dir:          b.TempDir(),
 		Hostname:     "relay.test",
-		Smarthost:    s.addr,
+		Smarthost:    s.Addr,
 		SmarthostTLS: TLSNone,
 		Bouncer:      &bouncer{ch: make(chan bounceRec, 1)},
 	}
@@ -37,7 +39,7 @@ func BenchmarkRelay(b *testing.B) {
 	}
 	for range b.N {
 		select {
-		case <-s.received:
+		case <-s.Received():
 		case <-time.After(30 * time.Second):
 			b.Fatal("delivery stalled")
 		}

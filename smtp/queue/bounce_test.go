@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/textproto"
 	"github.com/emersion/go-smtp"
+	"github.com/popgate/popgate/smtp/smtptest"
 )
 
 // dsn is a parsed RFC 3464 report.
@@ -94,8 +95,8 @@ func parseDSN(t *testing.T, b []byte) *dsn {
 
 func TestPermanentFailureBouncesAtOnce(t *testing.T) {
 	t.Parallel()
-	s := newSink(t)
-	s.setRcpt(func(to string) error {
+	s := smtptest.NewSink(t)
+	s.SetRcpt(func(to string) error {
 		if to == "nobody@remote.test" {
 			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user\nreally"}
 		}
@@ -104,7 +105,7 @@ func TestPermanentFailureBouncesAtOnce(t *testing.T) {
 	h := newHarness(t, s, nil)
 	h.run(t)
 	id := h.enqueue(t, "alice@local.test", []string{"bob@remote.test", "nobody@remote.test"}, testMsg)
-	m := s.wait(t)
+	m := s.Wait(t)
 	if len(m.To) != 1 || m.To[0] != "bob@remote.test" {
 		t.Errorf("delivered to %q", m.To)
 	}
@@ -145,15 +146,15 @@ func TestPermanentFailureBouncesAtOnce(t *testing.T) {
 	if h.waitAttempt(t) != id || h.queued(t) != 0 {
 		t.Error("message still queued after delivery and bounce")
 	}
-	if s, _, _ := s.stats(); s != 1 {
+	if s, _, _ := s.Stats(); s != 1 {
 		t.Errorf("%d sessions: a 5xx must not be retried", s)
 	}
 }
 
 func TestMaxAgeBounces(t *testing.T) {
 	t.Parallel()
-	s := newSink(t)
-	s.setRcpt(func(string) error {
+	s := smtptest.NewSink(t)
+	s.SetRcpt(func(string) error {
 		return &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 2, 1}, Message: "mailbox busy"}
 	})
 	h := newHarness(t, s, func(c *Config) { c.MaxAge = 10 * time.Second })
@@ -186,15 +187,15 @@ func TestMaxAgeBounces(t *testing.T) {
 		t.Error("expired message still queued")
 	}
 	// 0s, 1s, 3s, 7s, then the deadline at 10s: no further delivery.
-	if sessions, _, _ := s.stats(); sessions != 4 {
+	if sessions, _, _ := s.Stats(); sessions != 4 {
 		t.Errorf("%d sessions, want 4 tries before expiry", sessions)
 	}
 }
 
 func TestNullSenderIsNeverBounced(t *testing.T) {
 	t.Parallel()
-	s := newSink(t)
-	s.setRcpt(func(string) error {
+	s := smtptest.NewSink(t)
+	s.SetRcpt(func(string) error {
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
 	})
 	h := newHarness(t, s, nil)
@@ -262,8 +263,8 @@ func TestRoutingFailures(t *testing.T) {
 
 func TestDelayWarning(t *testing.T) {
 	t.Parallel()
-	s := newSink(t)
-	s.setRcpt(func(string) error {
+	s := smtptest.NewSink(t)
+	s.SetRcpt(func(string) error {
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 0}, Message: "later"}
 	})
 	h := newHarness(t, s, func(c *Config) { c.WarnAfter = 2 * time.Second })
@@ -291,8 +292,8 @@ func TestDelayWarning(t *testing.T) {
 
 func TestBounceInjectFailureIsRetried(t *testing.T) {
 	t.Parallel()
-	s := newSink(t)
-	s.setRcpt(func(string) error {
+	s := smtptest.NewSink(t)
+	s.SetRcpt(func(string) error {
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no"}
 	})
 	h := newHarness(t, s, nil)
@@ -312,14 +313,14 @@ func TestBounceInjectFailureIsRetried(t *testing.T) {
 	if h.queued(t) != 0 {
 		t.Error("still queued after the DSN went out")
 	}
-	if sessions, _, _ := s.stats(); sessions != 1 {
+	if sessions, _, _ := s.Stats(); sessions != 1 {
 		t.Errorf("%d sessions: a failed recipient was retried", sessions)
 	}
 }
 
 func TestExpiredBeforeFirstTryBouncesWithoutConnecting(t *testing.T) {
 	t.Parallel()
-	s := newSink(t)
+	s := smtptest.NewSink(t)
 	h := newHarness(t, s, func(c *Config) { c.MaxAge = time.Minute })
 	// Spooled while the loop was not running (the server was down for
 	// longer than MaxAge); the header has no body separator.
@@ -335,7 +336,7 @@ func TestExpiredBeforeFirstTryBouncesWithoutConnecting(t *testing.T) {
 		t.Errorf("original header %v", d.origHeader)
 	}
 	h.waitAttempt(t)
-	if sessions, _, _ := s.stats(); sessions != 0 {
+	if sessions, _, _ := s.Stats(); sessions != 0 {
 		t.Error("an expired message was still tried")
 	}
 }

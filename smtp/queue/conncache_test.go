@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/popgate/popgate/smtp/smtptest"
 )
 
 // waitFor polls cond (a state another goroutine reaches) for up to 10s.
@@ -28,7 +30,7 @@ func (r *router) open() int {
 
 func TestCachedConnectionCarriesManyMessages(t *testing.T) {
 	t.Parallel()
-	s := newSink(t)
+	s := smtptest.NewSink(t)
 	h := newHarness(t, s, func(c *Config) { c.MaxPerDestination = 1 })
 	const n = 5
 	ids := map[string]bool{}
@@ -38,7 +40,7 @@ func TestCachedConnectionCarriesManyMessages(t *testing.T) {
 	h.run(t)
 	got := map[string]bool{}
 	for range n {
-		m := s.wait(t)
+		m := s.Wait(t)
 		if got[m.To[0]] {
 			t.Errorf("%s received twice", m.To[0])
 		}
@@ -47,7 +49,7 @@ func TestCachedConnectionCarriesManyMessages(t *testing.T) {
 	for range n {
 		h.waitAttempt(t)
 	}
-	if sessions, _, rcpts := s.stats(); sessions != 1 || len(rcpts[0]) != n {
+	if sessions, _, rcpts := s.Stats(); sessions != 1 || len(rcpts[0]) != n {
 		t.Errorf("sink saw %d sessions with recipients %v; want 1 session carrying %d messages", sessions, rcpts, n)
 	}
 	if d := h.router.dialed(); len(d) != 1 {
@@ -67,32 +69,32 @@ func TestCachedConnectionDroppedIsReplaced(t *testing.T) {
 		name string
 		drop func(s *sink)
 	}{
-		{"closed by peer", func(s *sink) { s.dropAll() }},
-		{"421 to MAIL", func(s *sink) { s.mail421.Store(1) }},
+		{"closed by peer", func(s *sink) { s.DropAll() }},
+		{"421 to MAIL", func(s *sink) { s.Mail421.Store(1) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := newSink(t)
+			s := smtptest.NewSink(t)
 			h := newHarness(t, s, nil)
 			h.run(t)
 			first := h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, testMsg)
-			s.wait(t)
+			s.Wait(t)
 			if id := h.waitAttempt(t); id != first {
 				t.Fatalf("attempt for %s, want %s", id, first)
 			}
 			tc.drop(s)
-			if sessions, _, _ := s.stats(); sessions != 1 {
+			if sessions, _, _ := s.Stats(); sessions != 1 {
 				t.Fatalf("%d sessions before the drop, want 1", sessions)
 			}
 			second := h.enqueue(t, "alice@local.test", []string{"carol@remote.test"}, testMsg)
-			m := s.wait(t)
+			m := s.Wait(t)
 			if id := h.waitAttempt(t); id != second {
 				t.Fatalf("attempt for %s, want %s", id, second)
 			}
 			if len(m.To) != 1 || m.To[0] != "carol@remote.test" {
 				t.Errorf("second message went to %v", m.To)
 			}
-			if c := s.count(); c != 2 {
+			if c := s.Count(); c != 2 {
 				t.Errorf("sink holds %d messages, want 2 (no loss, no duplicate)", c)
 			}
 			if d := h.router.dialed(); len(d) != 2 {
@@ -110,11 +112,11 @@ func TestCachedConnectionDroppedIsReplaced(t *testing.T) {
 
 func TestCachedConnectionIdleLimit(t *testing.T) {
 	t.Parallel()
-	s := newSink(t)
+	s := smtptest.NewSink(t)
 	h := newHarness(t, s, nil)
 	h.run(t)
 	h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, testMsg)
-	s.wait(t)
+	s.Wait(t)
 	h.waitAttempt(t)
 	if o := h.router.open(); o != 1 {
 		t.Fatalf("%d connections open after the first message, want the cached one", o)
@@ -122,7 +124,7 @@ func TestCachedConnectionIdleLimit(t *testing.T) {
 	// Past the idle limit the cached session is closed, not reused.
 	h.clock.Advance(connIdleLimit)
 	h.enqueue(t, "alice@local.test", []string{"carol@remote.test"}, testMsg)
-	s.wait(t)
+	s.Wait(t)
 	h.waitAttempt(t)
 	if d := h.router.dialed(); len(d) != 2 {
 		t.Errorf("dialled %v, want a new connection after the idle limit", d)
@@ -130,20 +132,20 @@ func TestCachedConnectionIdleLimit(t *testing.T) {
 	if o := h.router.open(); o != 1 {
 		t.Errorf("%d connections open, want only the new one", o)
 	}
-	if sessions, _, _ := s.stats(); sessions != 2 {
+	if sessions, _, _ := s.Stats(); sessions != 2 {
 		t.Errorf("%d sessions, want 2", sessions)
 	}
 }
 
 func TestRunClosesCachedConnections(t *testing.T) {
 	t.Parallel()
-	s := newSink(t)
+	s := smtptest.NewSink(t)
 	h := newHarness(t, s, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.q.Run(ctx) }()
 	h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, testMsg)
-	s.wait(t)
+	s.Wait(t)
 	h.waitAttempt(t)
 	if o := h.router.open(); o != 1 {
 		t.Fatalf("%d connections open, want the cached one", o)
@@ -159,8 +161,6 @@ func TestRunClosesCachedConnections(t *testing.T) {
 	}
 	// The sink saw a QUIT, so its session ended cleanly.
 	waitFor(t, "the sink session to end", func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.active == 0
+		return s.Active() == 0
 	})
 }

@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/popgate/popgate/smtp/smtptest"
 )
 
 func TestControlWhileRunning(t *testing.T) {
 	t.Parallel()
-	s := newSink(t)
-	s.setRcpt(func(string) error {
+	s := smtptest.NewSink(t)
+	s.SetRcpt(func(string) error {
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "greylisted"}
 	})
 	h := newHarness(t, s, nil)
@@ -90,10 +91,10 @@ func TestControlWhileRunning(t *testing.T) {
 
 func TestDeleteDuringDelivery(t *testing.T) {
 	t.Parallel()
-	s := newSink(t)
+	s := smtptest.NewSink(t)
 	gate := make(chan struct{})
-	s.gate = gate
-	s.setRcpt(func(to string) error {
+	s.SetGate(gate)
+	s.SetRcpt(func(to string) error {
 		if to == "later@remote.test" {
 			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 0, 0}, Message: "later"}
 		}
@@ -102,12 +103,12 @@ func TestDeleteDuringDelivery(t *testing.T) {
 	h := newHarness(t, s, nil)
 	h.run(t)
 	id := h.enqueue(t, "alice@local.test", []string{"now@remote.test", "later@remote.test"}, testMsg)
-	s.waitData(t)
+	s.WaitData(t)
 	if err := h.q.Delete(id); err != nil {
 		t.Fatal(err)
 	}
 	close(gate)
-	s.wait(t)
+	s.Wait(t)
 	h.waitAttempt(t)
 	if _, err := os.Stat(h.q.envPath(id)); !errors.Is(err, os.ErrNotExist) {
 		t.Error("the finished delivery wrote the deleted envelope back")
@@ -175,23 +176,23 @@ func TestRunReturnsOnCancel(t *testing.T) {
 
 func TestFlushDuringDeliveryRetriesRightAfter(t *testing.T) {
 	t.Parallel()
-	s := newSink(t)
+	s := smtptest.NewSink(t)
 	gate := make(chan struct{}, 2)
-	s.gate = gate
-	s.dropData.Store(1) // the first try fails after DATA starts
+	s.SetGate(gate)
+	s.DropData.Store(1) // the first try fails after DATA starts
 	h := newHarness(t, s, nil)
 	h.run(t)
 	id := h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, testMsg)
-	s.waitData(t)
+	s.WaitData(t)
 	if err := h.q.Flush(id); err != nil { // while the attempt is held in DATA
 		t.Fatal(err)
 	}
 	gate <- struct{}{} // now the sink drops the connection
 	h.waitAttempt(t)
 	// No clock change: only the flush can make it due again.
-	s.waitData(t)
+	s.WaitData(t)
 	gate <- struct{}{}
-	s.wait(t)
+	s.Wait(t)
 	h.waitAttempt(t)
 	if h.queued(t) != 0 {
 		t.Error("still queued")
@@ -200,15 +201,16 @@ func TestFlushDuringDeliveryRetriesRightAfter(t *testing.T) {
 
 func TestShutdownCutsStuckDeliveryAndKeepsMessage(t *testing.T) {
 	t.Parallel()
-	s := newSink(t)
-	s.gate = make(chan struct{}) // DATA never completes
+	s := smtptest.NewSink(t)
+	gate := make(chan struct{}) // DATA never completes
+	s.SetGate(gate)
 	h := newHarness(t, s, nil)
 	h.q.grace = 50 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.q.Run(ctx) }()
 	id := h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, testMsg)
-	s.waitData(t)
+	s.WaitData(t)
 	cancel()
 	select {
 	case <-done:
@@ -221,5 +223,5 @@ func TestShutdownCutsStuckDeliveryAndKeepsMessage(t *testing.T) {
 	if r := h.item(t, id).Recipients[0]; r.State != StatePending {
 		t.Errorf("after shutdown %+v, want pending", r)
 	}
-	close(s.gate)
+	close(gate)
 }

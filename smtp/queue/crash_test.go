@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/popgate/popgate/smtp/smtptest"
 )
 
 // Crash tests re-run this test binary as a child that works on a real
@@ -182,10 +184,10 @@ func TestCrashInRecycledFileRemovesOrphan(t *testing.T) {
 // are recycled, and the next messages' .msg files reuse them.
 func TestEnvelopeFilesAreRecycled(t *testing.T) {
 	t.Parallel()
-	s := newSink(t)
+	s := smtptest.NewSink(t)
 	var fail atomic.Bool
 	fail.Store(true)
-	s.setRcpt(func(string) error {
+	s.SetRcpt(func(string) error {
 		if fail.Load() {
 			return errors.New("try later")
 		}
@@ -202,7 +204,7 @@ func TestEnvelopeFilesAreRecycled(t *testing.T) {
 	if err := h.q.Flush(id); err != nil {
 		t.Fatal(err)
 	}
-	s.wait(t)
+	s.Wait(t)
 	h.waitAttempt(t)
 	free := freeFiles(t, h.cfg.Dir)
 	if len(free) != 2 {
@@ -231,7 +233,7 @@ func TestEnvelopeFilesAreRecycled(t *testing.T) {
 	}
 	got := map[string]bool{}
 	for range 2 {
-		m := s.wait(t)
+		m := s.Wait(t)
 		if string(m.Body) != testMsg || len(m.To) != 1 {
 			t.Errorf("recycled file delivered %v %q, want one recipient and %q", m.To, m.Body, testMsg)
 		}
@@ -246,14 +248,14 @@ func TestCrashAfterEnqueueKeepsMessage(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	id := crashChild(t, "after-enqueue", dir, "127.0.0.1:1")
-	s := newSink(t)
+	s := smtptest.NewSink(t)
 	// The child used the real clock.
 	h := newHarness(t, s, func(c *Config) { c.Dir, c.Now = dir, time.Now })
 	if it := h.item(t, id); it.From != "alice@local.test" || it.Recipients[0].State != StatePending {
 		t.Fatalf("restored item %+v", it)
 	}
 	h.run(t)
-	if m := s.wait(t); string(m.Body) != testMsg {
+	if m := s.Wait(t); string(m.Body) != testMsg {
 		t.Errorf("body after restart %q", m.Body)
 	}
 	h.waitAttempt(t)
@@ -265,24 +267,24 @@ func TestCrashAfterEnqueueKeepsMessage(t *testing.T) {
 func TestCrashAfterDeliveryBeforeUpdateSendsAgain(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	s := newSink(t)
-	id := crashChild(t, "after-delivery", dir, s.addr)
-	if s.count() != 1 {
-		t.Fatalf("sink has %d messages before the crash, want 1", s.count())
+	s := smtptest.NewSink(t)
+	id := crashChild(t, "after-delivery", dir, s.Addr)
+	if s.Count() != 1 {
+		t.Fatalf("sink has %d messages before the crash, want 1", s.Count())
 	}
-	s.wait(t)
+	s.Wait(t)
 	h := newHarness(t, s, func(c *Config) { c.Dir, c.Now = dir, time.Now })
 	if it := h.item(t, id); it.Recipients[0].State != StatePending {
 		t.Fatalf("after the crash %+v, want still pending", it.Recipients[0])
 	}
 	h.run(t)
-	m := s.wait(t) // at-least-once: the unrecorded delivery is repeated
+	m := s.Wait(t) // at-least-once: the unrecorded delivery is repeated
 	if string(m.Body) != testMsg {
 		t.Errorf("body %q", m.Body)
 	}
 	h.waitAttempt(t)
-	if s.count() != 2 {
-		t.Errorf("sink has %d messages, want exactly 2 (one duplicate)", s.count())
+	if s.Count() != 2 {
+		t.Errorf("sink has %d messages, want exactly 2 (one duplicate)", s.Count())
 	}
 	if f := spoolFiles(t, dir); len(f) != 0 {
 		t.Errorf("spool not empty: %v", f)
@@ -357,8 +359,8 @@ func TestSecondQueueOnSameDirectoryIsRefused(t *testing.T) {
 
 func TestCorruptEnvelopeWhileRunningIsQuarantined(t *testing.T) {
 	t.Parallel()
-	s := newSink(t)
-	s.setRcpt(func(string) error { return fmt.Errorf("no") })
+	s := smtptest.NewSink(t)
+	s.SetRcpt(func(string) error { return fmt.Errorf("no") })
 	h := newHarness(t, s, nil)
 	h.run(t)
 	id := h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, testMsg)

@@ -8,17 +8,20 @@ import (
 	"testing"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/popgate/popgate/auth/tlstest"
+	"github.com/popgate/popgate/smtp/smtptest"
 )
 
 func TestDeliverViaSmarthostNormalisesAndDotStuffs(t *testing.T) {
 	t.Parallel()
-	s := newSink(t)
+	s := smtptest.NewSink(t)
 	h := newHarness(t, s, nil)
 	h.run(t)
 	// Bare LF, a bare CR, a lone dot line and a dot-leading line, no final newline.
 	body := "Subject: dots\n\n.\n..two\n.three\rfour"
 	id := h.enqueue(t, "alice@local.test", []string{"bob@remote.test", "carol@other.test"}, body)
-	m := s.wait(t)
+	m := s.Wait(t)
 	want := "Subject: dots\r\n\r\n.\r\n..two\r\n.three\r\nfour\r\n"
 	if string(m.Body) != want {
 		t.Errorf("body = %q, want %q", m.Body, want)
@@ -35,27 +38,27 @@ func TestDeliverViaSmarthostNormalisesAndDotStuffs(t *testing.T) {
 	if ents := spoolFiles(t, h.cfg.Dir); len(ents) != 0 {
 		t.Errorf("spool not empty after delivery: %v", ents)
 	}
-	if sessions, _, _ := s.stats(); sessions != 1 {
+	if sessions, _, _ := s.Stats(); sessions != 1 {
 		t.Errorf("%d sessions, want 1 for one smarthost", sessions)
 	}
 }
 
 func TestMXRoutingPreferenceFallbackAndImplicitMX(t *testing.T) {
 	t.Parallel()
-	mx2 := newSink(t)
-	implicit := newSink(t)
+	mx2 := smtptest.NewSink(t)
+	implicit := smtptest.NewSink(t)
 	h := newHarness(t, nil, func(c *Config) { c.Port = "25" })
 	h.resolver.mx["a.test"] = []*net.MX{{Host: "mx2.a.test.", Pref: 20}, {Host: "mx1.a.test.", Pref: 10}}
 	h.resolver.hosts["mx1.a.test"] = []string{"192.0.2.1"} // down: no route
 	h.resolver.hosts["mx2.a.test"] = []string{"192.0.2.2"}
 	h.resolver.hosts["b.test"] = []string{"192.0.2.3"} // no MX: the A record
-	h.router.route("192.0.2.2:25", mx2.addr)
-	h.router.route("192.0.2.3:25", implicit.addr)
+	h.router.route("192.0.2.2:25", mx2.Addr)
+	h.router.route("192.0.2.3:25", implicit.Addr)
 	h.run(t)
 
 	h.enqueue(t, "alice@local.test", []string{"x@a.test", "y@B.test"}, testMsg)
-	a := mx2.wait(t)
-	b := implicit.wait(t)
+	a := mx2.Wait(t)
+	b := implicit.Wait(t)
 	if !slices.Equal(a.To, []string{"x@a.test"}) || !slices.Equal(b.To, []string{"y@B.test"}) {
 		t.Errorf("mx2 got %q, implicit MX got %q", a.To, b.To)
 	}
@@ -68,8 +71,8 @@ func TestMXRoutingPreferenceFallbackAndImplicitMX(t *testing.T) {
 
 func TestOneConnectionCarriesAllRecipientsOfADestination(t *testing.T) {
 	t.Parallel()
-	sa := newSink(t)
-	sb := newSink(t)
+	sa := smtptest.NewSink(t)
+	sb := smtptest.NewSink(t)
 	h := newHarness(t, nil, nil)
 	h.resolver.mx["a.test"] = []*net.MX{{Host: "mx.a.test", Pref: 10}}
 	h.resolver.mx["b.test"] = []*net.MX{{Host: "mx.b.test", Pref: 10}}
@@ -77,26 +80,26 @@ func TestOneConnectionCarriesAllRecipientsOfADestination(t *testing.T) {
 	h.resolver.hosts["mx.b.test"] = []string{"192.0.2.11"}
 	h.cfg.Port = "25"
 	h.q.cfg.Port = "25"
-	h.router.route("192.0.2.10:25", sa.addr)
-	h.router.route("192.0.2.11:25", sb.addr)
+	h.router.route("192.0.2.10:25", sa.Addr)
+	h.router.route("192.0.2.11:25", sb.Addr)
 	h.run(t)
 	h.enqueue(t, "alice@local.test", []string{"1@a.test", "2@b.test", "3@a.test", "4@A.TEST"}, testMsg)
-	sa.wait(t)
-	sb.wait(t)
+	sa.Wait(t)
+	sb.Wait(t)
 	h.waitAttempt(t)
-	sessions, _, rcpts := sa.stats()
+	sessions, _, rcpts := sa.Stats()
 	if sessions != 1 || !slices.Equal(rcpts[0], []string{"1@a.test", "3@a.test", "4@A.TEST"}) {
 		t.Errorf("a.test: %d sessions, recipients %q; want one session with all three", sessions, rcpts)
 	}
-	if sessions, _, _ := sb.stats(); sessions != 1 {
+	if sessions, _, _ := sb.Stats(); sessions != 1 {
 		t.Errorf("b.test: %d sessions", sessions)
 	}
 }
 
 func TestDroppedConnectionMidDataIsRetried(t *testing.T) {
 	t.Parallel()
-	s := newSink(t)
-	s.dropData.Store(1)
+	s := smtptest.NewSink(t)
+	s.DropData.Store(1)
 	h := newHarness(t, s, nil)
 	h.run(t)
 	id := h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, testMsg)
@@ -109,7 +112,7 @@ func TestDroppedConnectionMidDataIsRetried(t *testing.T) {
 		t.Errorf("next try %v, want now + MinRetry", it.NextTry)
 	}
 	h.advance(h.cfg.MinRetry)
-	m := s.wait(t)
+	m := s.Wait(t)
 	if string(m.Body) != testMsg {
 		t.Errorf("body = %q", m.Body)
 	}
@@ -121,24 +124,24 @@ func TestDroppedConnectionMidDataIsRetried(t *testing.T) {
 
 func TestSinkDownThenUp(t *testing.T) {
 	t.Parallel()
-	s := newSink(t)
+	s := smtptest.NewSink(t)
 	h := newHarness(t, s, nil)
-	h.router.route(s.addr, "127.0.0.1:1") // refused
+	h.router.route(s.Addr, "127.0.0.1:1") // refused
 	h.run(t)
 	id := h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, testMsg)
 	h.waitAttempt(t)
 	if r := h.item(t, id).Recipients[0]; r.State != StatePending || r.Status != "4.4.1" {
 		t.Fatalf("with the smarthost down: %+v, want pending 4.4.1", r)
 	}
-	h.router.route(s.addr, s.addr)
+	h.router.route(s.Addr, s.Addr)
 	h.advance(h.cfg.MinRetry)
-	s.wait(t)
+	s.Wait(t)
 }
 
 func TestExponentialBackoff(t *testing.T) {
 	t.Parallel()
-	s := newSink(t)
-	s.setRcpt(func(string) error {
+	s := smtptest.NewSink(t)
+	s.SetRcpt(func(string) error {
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}
 	})
 	h := newHarness(t, s, nil)
@@ -161,12 +164,12 @@ func TestExponentialBackoff(t *testing.T) {
 		}
 		h.clock.Advance(it.NextTry.Sub(h.clock.Now()))
 		if i == 2 {
-			s.setRcpt(nil)
+			s.SetRcpt(nil)
 		}
 		h.q.kick()
 		h.waitAttempt(t)
 	}
-	s.wait(t)
+	s.Wait(t)
 	if h.queued(t) != 0 {
 		t.Error("still queued")
 	}
@@ -174,7 +177,7 @@ func TestExponentialBackoff(t *testing.T) {
 
 func TestSizeLimitBounces534(t *testing.T) {
 	t.Parallel()
-	s := newSink(t, func(srv *smtp.Server) { srv.MaxMessageBytes = 100 })
+	s := smtptest.NewSink(t, func(srv *smtp.Server) { srv.MaxMessageBytes = 100 })
 	h := newHarness(t, s, nil)
 	h.run(t)
 	h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, testMsg+strings.Repeat("x", 200)+"\r\n")
@@ -184,7 +187,7 @@ func TestSizeLimitBounces534(t *testing.T) {
 		t.Errorf("DSN recipient fields %v, want failed 5.3.4", r)
 	}
 	h.waitAttempt(t)
-	if s.count() != 0 {
+	if s.Count() != 0 {
 		t.Error("the over-size message was sent anyway")
 	}
 }
@@ -193,7 +196,7 @@ func TestSMTPUTF8(t *testing.T) {
 	t.Parallel()
 	t.Run("peer without SMTPUTF8 bounces 5.6.7", func(t *testing.T) {
 		t.Parallel()
-		s := newSink(t, func(srv *smtp.Server) { srv.EnableSMTPUTF8 = false })
+		s := smtptest.NewSink(t, func(srv *smtp.Server) { srv.EnableSMTPUTF8 = false })
 		h := newHarness(t, s, nil)
 		h.run(t)
 		h.enqueue(t, "alice@local.test", []string{"jürgen@remote.test", "bob@remote.test"}, testMsg)
@@ -202,17 +205,17 @@ func TestSMTPUTF8(t *testing.T) {
 		if r := d.rcpt(t, "jürgen@remote.test"); r.Get("Status") != "5.6.7" {
 			t.Errorf("status %q, want 5.6.7", r.Get("Status"))
 		}
-		if s.count() != 0 {
+		if s.Count() != 0 {
 			t.Error("message sent without SMTPUTF8")
 		}
 	})
 	t.Run("peer with SMTPUTF8 gets it", func(t *testing.T) {
 		t.Parallel()
-		s := newSink(t)
+		s := smtptest.NewSink(t)
 		h := newHarness(t, s, nil)
 		h.run(t)
 		h.enqueue(t, "alice@local.test", []string{"jürgen@remote.test"}, testMsg)
-		if m := s.wait(t); m.To[0] != "jürgen@remote.test" {
+		if m := s.Wait(t); m.To[0] != "jürgen@remote.test" {
 			t.Errorf("to = %q", m.To)
 		}
 	})
@@ -220,31 +223,31 @@ func TestSMTPUTF8(t *testing.T) {
 
 func TestSmarthostRequiredTLSAndAuth(t *testing.T) {
 	t.Parallel()
-	cert, pool := testCert(t)
+	cert := tlstest.New(t, "sink.test")
 	t.Run("verified TLS and AUTH PLAIN", func(t *testing.T) {
 		t.Parallel()
-		s := newSink(t, func(srv *smtp.Server) {
-			srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+		s := smtptest.NewSink(t, func(srv *smtp.Server) {
+			srv.TLSConfig = cert.Server
 		})
-		s.authUser, s.authPass = "relay", "s3cret"
+		s.RequireAuth("relay", "s3cret")
 		h := newHarness(t, s, func(c *Config) {
 			c.SmarthostTLS = TLSRequired
 			c.SmarthostAuth = &Auth{Username: "relay", Password: "s3cret"}
-			c.TLSConfig = &tls.Config{RootCAs: pool, ServerName: "sink.test"}
+			c.TLSConfig = cert.Client
 		})
 		h.run(t)
 		h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, testMsg)
-		if m := s.wait(t); string(m.Body) != testMsg {
+		if m := s.Wait(t); string(m.Body) != testMsg {
 			t.Errorf("body %q", m.Body)
 		}
-		if s.tlsMails.Load() != 1 {
+		if s.TLSMails.Load() != 1 {
 			t.Error("message not sent over TLS")
 		}
 	})
 	t.Run("untrusted certificate is not used when required", func(t *testing.T) {
 		t.Parallel()
-		s := newSink(t, func(srv *smtp.Server) {
-			srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+		s := smtptest.NewSink(t, func(srv *smtp.Server) {
+			srv.TLSConfig = cert.Server
 		})
 		h := newHarness(t, s, func(c *Config) { c.SmarthostTLS = TLSRequired })
 		h.run(t)
@@ -254,13 +257,13 @@ func TestSmarthostRequiredTLSAndAuth(t *testing.T) {
 		if r.State != StatePending || !strings.Contains(r.LastError, "TLS handshake failed") {
 			t.Errorf("recipient %+v, want pending after a failed handshake", r)
 		}
-		if s.count() != 0 {
+		if s.Count() != 0 {
 			t.Error("sent over an unverified connection")
 		}
 	})
 	t.Run("required TLS not offered", func(t *testing.T) {
 		t.Parallel()
-		s := newSink(t)
+		s := smtptest.NewSink(t)
 		h := newHarness(t, s, func(c *Config) { c.SmarthostTLS = TLSRequired })
 		h.run(t)
 		id := h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, testMsg)
@@ -271,21 +274,21 @@ func TestSmarthostRequiredTLSAndAuth(t *testing.T) {
 	})
 	t.Run("opportunistic uses an unverified certificate", func(t *testing.T) {
 		t.Parallel()
-		s := newSink(t, func(srv *smtp.Server) {
-			srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+		s := smtptest.NewSink(t, func(srv *smtp.Server) {
+			srv.TLSConfig = cert.Server
 		})
 		h := newHarness(t, s, func(c *Config) { c.SmarthostTLS = TLSOpportunistic })
 		h.run(t)
 		h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, testMsg)
-		s.wait(t)
-		if s.tlsMails.Load() != 1 {
+		s.Wait(t)
+		if s.TLSMails.Load() != 1 {
 			t.Error("STARTTLS offered but not used")
 		}
 	})
 	t.Run("opportunistic falls back to clear text after a failed handshake", func(t *testing.T) {
 		t.Parallel()
-		s := newSink(t, func(srv *smtp.Server) {
-			srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
+		s := smtptest.NewSink(t, func(srv *smtp.Server) {
+			srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert.Certificate}, MinVersion: tls.VersionTLS13}
 		})
 		h := newHarness(t, s, func(c *Config) {
 			c.SmarthostTLS = TLSOpportunistic
@@ -293,25 +296,25 @@ func TestSmarthostRequiredTLSAndAuth(t *testing.T) {
 		})
 		h.run(t)
 		h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, testMsg)
-		s.wait(t)
-		if sessions, _, _ := s.stats(); sessions != 2 {
+		s.Wait(t)
+		if sessions, _, _ := s.Stats(); sessions != 2 {
 			t.Errorf("%d sessions, want the failed TLS one and the clear one", sessions)
 		}
 	})
 	t.Run("opportunistic without STARTTLS goes in clear", func(t *testing.T) {
 		t.Parallel()
-		s := newSink(t)
+		s := smtptest.NewSink(t)
 		h := newHarness(t, s, func(c *Config) { c.SmarthostTLS = TLSOpportunistic })
 		h.run(t)
 		h.enqueue(t, "alice@local.test", []string{"bob@remote.test"}, testMsg)
-		s.wait(t)
+		s.Wait(t)
 	})
 	t.Run("wrong password stays pending", func(t *testing.T) {
 		t.Parallel()
-		s := newSink(t, func(srv *smtp.Server) {
-			srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+		s := smtptest.NewSink(t, func(srv *smtp.Server) {
+			srv.TLSConfig = cert.Server
 		})
-		s.authUser, s.authPass = "relay", "s3cret"
+		s.RequireAuth("relay", "s3cret")
 		h := newHarness(t, s, func(c *Config) {
 			c.SmarthostTLS = TLSOpportunistic
 			c.SmarthostAuth = &Auth{Username: "relay", Password: "wrong"}
@@ -341,9 +344,9 @@ func TestConcurrencyCaps(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := newSink(t)
+			s := smtptest.NewSink(t)
 			gate := make(chan struct{})
-			s.gate = gate
+			s.SetGate(gate)
 			h := newHarness(t, nil, func(c *Config) {
 				c.MaxConcurrent, c.MaxPerDestination, c.Port = tc.total, tc.perDst, "25"
 			})
@@ -351,7 +354,7 @@ func TestConcurrencyCaps(t *testing.T) {
 				d := "d" + string(rune('a'+i)) + ".test"
 				h.resolver.hosts[d] = []string{"192.0.2.50"}
 			}
-			h.router.route("192.0.2.50:25", s.addr)
+			h.router.route("192.0.2.50:25", s.Addr)
 			const n = 6
 			for i := range n {
 				d := "d" + string(rune('a'+i%tc.domains)) + ".test"
@@ -360,16 +363,16 @@ func TestConcurrencyCaps(t *testing.T) {
 			h.run(t)
 			// Let the first wave reach DATA: exactly the cap may.
 			for range tc.want {
-				s.waitData(t)
+				s.WaitData(t)
 			}
 			for i := range n {
 				if maxActive := h.router.maxConns(); maxActive > tc.want {
 					t.Fatalf("%d simultaneous connections, cap %d", maxActive, tc.want)
 				}
 				gate <- struct{}{}
-				s.wait(t)
+				s.Wait(t)
 				if i+tc.want < n {
-					s.waitData(t) // the freed slot is taken by the next message
+					s.WaitData(t) // the freed slot is taken by the next message
 				}
 			}
 			if maxActive := h.router.maxConns(); maxActive != tc.want {
@@ -396,25 +399,25 @@ func TestBusyMXGreetingTriesNextHostButRejectionDoesNot(t *testing.T) {
 			c.Close()
 		}
 	}()
-	backup := newSink(t)
-	backup.setRcpt(func(to string) error {
+	backup := smtptest.NewSink(t)
+	backup.SetRcpt(func(to string) error {
 		if to == "gone@a.test" {
 			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "unknown"}
 		}
 		return nil
 	})
-	third := newSink(t)
+	third := smtptest.NewSink(t)
 	h := newHarness(t, nil, func(c *Config) { c.Port = "25" })
 	h.resolver.mx["a.test"] = []*net.MX{{Host: "mx1.a.test", Pref: 10}, {Host: "mx2.a.test", Pref: 20}, {Host: "mx3.a.test", Pref: 30}}
 	h.resolver.hosts["mx1.a.test"] = []string{"192.0.2.1"}
 	h.resolver.hosts["mx2.a.test"] = []string{"192.0.2.2"}
 	h.resolver.hosts["mx3.a.test"] = []string{"192.0.2.3"}
 	h.router.route("192.0.2.1:25", busy.Addr().String())
-	h.router.route("192.0.2.2:25", backup.addr)
-	h.router.route("192.0.2.3:25", third.addr)
+	h.router.route("192.0.2.2:25", backup.Addr)
+	h.router.route("192.0.2.3:25", third.Addr)
 	h.run(t)
 	h.enqueue(t, "alice@local.test", []string{"ok@a.test", "gone@a.test"}, testMsg)
-	if m := backup.wait(t); len(m.To) != 1 || m.To[0] != "ok@a.test" {
+	if m := backup.Wait(t); len(m.To) != 1 || m.To[0] != "ok@a.test" {
 		t.Errorf("backup MX got %q", m.To)
 	}
 	d := parseDSN(t, h.bounces.wait(t).Body)
@@ -422,7 +425,7 @@ func TestBusyMXGreetingTriesNextHostButRejectionDoesNot(t *testing.T) {
 		t.Errorf("DSN fields %v", r)
 	}
 	h.waitAttempt(t)
-	if sessions, _, _ := third.stats(); sessions != 0 {
+	if sessions, _, _ := third.Stats(); sessions != 0 {
 		t.Error("a 5xx from one MX was retried at the next")
 	}
 }
@@ -433,7 +436,7 @@ func TestBusyMXGreetingTriesNextHostButRejectionDoesNot(t *testing.T) {
 // the limit, and unfolding gives back the original text.
 func TestLongLinesFoldedForNextHop(t *testing.T) {
 	t.Parallel()
-	s := newSink(t, func(srv *smtp.Server) { srv.MaxLineLength = 1000 })
+	s := smtptest.NewSink(t, func(srv *smtp.Server) { srv.MaxLineLength = 1000 })
 	h := newHarness(t, s, nil)
 	h.run(t)
 	header := "X-Long: " + strings.Repeat("h", 1500)
@@ -446,7 +449,7 @@ func TestLongLinesFoldedForNextHop(t *testing.T) {
 			t.Log(h.logs.String())
 		}
 	})
-	m := s.wait(t)
+	m := s.Wait(t)
 	for i, l := range strings.Split(strings.TrimSuffix(string(m.Body), "\r\n"), "\r\n") {
 		if strings.HasPrefix(l, ".") {
 			l = "." + l // as it went over the wire, dot-stuffed

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/popgate/popgate/smtp/smtptest"
 )
 
 // fakeClock is the injected clock: time moves only when a test says so.
@@ -204,6 +206,9 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// sink is smtptest's recording SMTP server.
+type sink = smtptest.Sink
+
 // harness is a Queue on a real temporary directory with an injected clock,
 // a collecting Bouncer and an attempt notification channel.
 type harness struct {
@@ -242,8 +247,8 @@ func newHarness(t *testing.T, s *sink, mod func(*Config)) *harness {
 		Bouncer:      h.bounces,
 	}
 	if s != nil {
-		cfg.Smarthost = s.addr
-		h.router.route(s.addr, s.addr)
+		cfg.Smarthost = s.Addr
+		h.router.route(s.Addr, s.Addr)
 	}
 	if mod != nil {
 		mod(&cfg)

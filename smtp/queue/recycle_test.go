@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/popgate/popgate/smtp/smtptest"
 	"github.com/spf13/afero"
 )
 
@@ -40,12 +41,12 @@ func freeFiles(t *testing.T, dir string) map[uint64]string {
 // over and cut to the new length, by the next message.
 func TestFilesAreRecycled(t *testing.T) {
 	t.Parallel()
-	s := newSink(t)
+	s := smtptest.NewSink(t)
 	h := newHarness(t, s, nil)
 	h.run(t)
 	long := testMsg + strings.Repeat("a long first body line\r\n", 200)
 	h.enqueue(t, "alice@local.test", []string{"bob@remote.test", "carol@remote.test", "dave@remote.test"}, long)
-	s.wait(t)
+	s.Wait(t)
 	h.waitAttempt(t)
 	free := freeFiles(t, h.cfg.Dir)
 	if len(free) != 1 {
@@ -59,7 +60,7 @@ func TestFilesAreRecycled(t *testing.T) {
 	if _, ok := free[inode(t, h.q.msgPath(id))]; !ok {
 		t.Errorf("%s is a new file, want a recycled one", filepath.Base(h.q.msgPath(id)))
 	}
-	m := s.wait(t)
+	m := s.Wait(t)
 	if string(m.Body) != testMsg {
 		t.Errorf("recycled body delivered as %q, want %q (old tail cut)", m.Body, testMsg)
 	}
@@ -87,7 +88,7 @@ func TestDeleteDoesNotRecycle(t *testing.T) {
 func TestFreeFilesAfterRestart(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	s := newSink(t)
+	s := smtptest.NewSink(t)
 	first := newHarness(t, s, func(c *Config) { c.Dir = dir })
 	for _, n := range []string{"free-7", "free-3"} {
 		if err := os.WriteFile(filepath.Join(dir, n), []byte(strings.Repeat("old body\r\n", 100)), 0o600); err != nil {
@@ -111,7 +112,7 @@ func TestFreeFilesAfterRestart(t *testing.T) {
 	}
 	h.run(t)
 	for range 2 {
-		if m := s.wait(t); string(m.Body) != testMsg {
+		if m := s.Wait(t); string(m.Body) != testMsg {
 			t.Errorf("delivered %q, want %q", m.Body, testMsg)
 		}
 		h.waitAttempt(t)

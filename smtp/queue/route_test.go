@@ -3,6 +3,8 @@ package queue
 import (
 	"slices"
 	"testing"
+
+	"github.com/popgate/popgate/smtp/smtptest"
 )
 
 // TestRoutesBeforeSmarthost: a routed domain goes to its route's host, a
@@ -11,21 +13,21 @@ import (
 // before DS).
 func TestRoutesBeforeSmarthost(t *testing.T) {
 	t.Parallel()
-	smart, hub, corp := newSink(t), newSink(t), newSink(t)
+	smart, hub, corp := smtptest.NewSink(t), smtptest.NewSink(t), smtptest.NewSink(t)
 	h := newHarness(t, smart, func(c *Config) {
 		c.Routes = map[string]string{"routed.test": "mailhub.test:2525", ".corp.test": "192.0.2.9:2526"}
 	})
-	h.router.route("mailhub.test:2525", hub.addr)
-	h.router.route("192.0.2.9:2526", corp.addr)
+	h.router.route("mailhub.test:2525", hub.Addr)
+	h.router.route("192.0.2.9:2526", corp.Addr)
 	h.run(t)
 	h.enqueue(t, "alice@local.test", []string{"x@Routed.test", "y@a.corp.test", "z@corp.test", "w@other.test"}, testMsg)
-	if m := hub.wait(t); !slices.Equal(m.To, []string{"x@Routed.test"}) {
+	if m := hub.Wait(t); !slices.Equal(m.To, []string{"x@Routed.test"}) {
 		t.Errorf("route routed.test got %q", m.To)
 	}
-	if m := corp.wait(t); !slices.Equal(m.To, []string{"y@a.corp.test"}) {
+	if m := corp.Wait(t); !slices.Equal(m.To, []string{"y@a.corp.test"}) {
 		t.Errorf("route .corp.test got %q", m.To)
 	}
-	if m := smart.wait(t); !slices.Equal(m.To, []string{"z@corp.test", "w@other.test"}) {
+	if m := smart.Wait(t); !slices.Equal(m.To, []string{"z@corp.test", "w@other.test"}) {
 		t.Errorf("smarthost got %q", m.To)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/popgate/popgate/smtp/smtptest"
 )
 
 // Every prefix of a spooled .msg (a write torn anywhere: in the body, the
@@ -71,14 +73,14 @@ func TestStartupRemovesTornSpoolFiles(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, id+msgSuffix), whole, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		s := newSink(t)
+		s := smtptest.NewSink(t)
 		h := newHarness(t, s, func(c *Config) { c.Dir = dir })
 		it := h.item(t, id)
 		if it.From != "alice@local.test" || len(it.Recipients) != 1 || it.Recipients[0].Addr != "bob@remote.test" {
 			t.Fatalf("restored %+v", it)
 		}
 		h.run(t)
-		if m := s.wait(t); string(m.Body) != testMsg {
+		if m := s.Wait(t); string(m.Body) != testMsg {
 			t.Errorf("delivered %q, want %q (the envelope is not part of the body)", m.Body, testMsg)
 		}
 	})
@@ -190,13 +192,13 @@ func TestStartupDeliversLegacyLayout(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s := newSink(t)
+	s := smtptest.NewSink(t)
 	h := newHarness(t, s, func(c *Config) { c.Dir = dir })
 	if n := h.queued(t); n != 1 {
 		t.Fatalf("%d queued, want the legacy message", n)
 	}
 	h.run(t)
-	if m := s.wait(t); string(m.Body) != testMsg {
+	if m := s.Wait(t); string(m.Body) != testMsg {
 		t.Errorf("delivered %q, want %q", m.Body, testMsg)
 	}
 	h.waitAttempt(t)
