@@ -2,7 +2,8 @@
 # Installs the third-party programs that `task interop` drives: mail clients,
 # mkpasswd (whois: libxcrypt hashes for the yescrypt and import passwd tests),
 # Berkeley DB tools, Postfix (postmap, smtp-source, smtp-sink) and sendmail's
-# makemap, extracted from its .deb because sendmail-bin conflicts with postfix.
+# makemap, extracted from its .deb because sendmail-bin conflicts with postfix;
+# haproxy and redis-server for the shared-instances test (issue 14).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""
@@ -11,7 +12,7 @@ SUDO=""
 $SUDO apt-get update -qq
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 $SUDO apt-get install -y -qq --no-install-recommends \
-  db5.3-util postfix swaks libnet-ssleay-perl libio-socket-ssl-perl libdb1-compat fail2ban systemd mpop fetchmail getmail6 python3 openssl ca-certificates whois >/dev/null
+  db5.3-util postfix swaks libnet-ssleay-perl libio-socket-ssl-perl libdb1-compat fail2ban systemd mpop fetchmail getmail6 python3 openssl ca-certificates whois haproxy redis-server >/dev/null
 
 # sendmail's makemap and the sendmail binary, unpacked into a private root.
 root=/opt/sendmail-root

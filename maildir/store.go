@@ -50,6 +50,12 @@ type Options struct {
 	Hostname string
 	// Now is the clock for file names; default time.Now.
 	Now func() time.Time
+	// LeaseTTL is how long a session's claim on a mailbox lasts unless
+	// renewed (see Mailbox.Lock); default DefaultLeaseTTL. Instances
+	// sharing the maildirs need clocks in step to well within it.
+	LeaseTTL time.Duration
+	// LeaseRenew is how often a held claim is renewed; default LeaseTTL/3.
+	LeaseRenew time.Duration
 	// Logger receives warnings (unreadable files, corrupt indexes);
 	// default discards.
 	Logger *slog.Logger
@@ -63,15 +69,17 @@ type Address struct {
 // Store is the tree of maildirs under root: <root>/<domain>/<local>/{cur,new,tmp}.
 // It is safe for concurrent use.
 type Store struct {
-	fs       afero.Fs
-	root     string
-	hostname string
-	now      func() time.Time
-	log      *slog.Logger
-	pid      int
-	seq      atomic.Uint64
-	bufs     sync.Pool // *writeBuf, scratch space for deliveries
-	ready    sync.Map  // maildir path → struct{}: known to be complete
+	fs         afero.Fs
+	root       string
+	hostname   string
+	now        func() time.Time
+	leaseTTL   time.Duration
+	leaseRenew time.Duration
+	log        *slog.Logger
+	pid        int
+	seq        atomic.Uint64
+	bufs       sync.Pool // *writeBuf, scratch space for deliveries
+	ready      sync.Map  // maildir path → struct{}: known to be complete
 
 	mu      sync.Mutex
 	locked  map[string]bool       // maildir paths locked by this process
@@ -85,17 +93,25 @@ func NewStore(fs afero.Fs, root string, opts Options) *Store {
 		host, _ = os.Hostname()
 	}
 	s := &Store{
-		fs:       fs,
-		root:     filepath.Clean(root),
-		hostname: sanitizeHostname(host),
-		now:      opts.Now,
-		log:      opts.Logger,
-		pid:      os.Getpid(),
-		locked:   make(map[string]bool),
-		bufs:     sync.Pool{New: newWriteBuf},
+		fs:         fs,
+		root:       filepath.Clean(root),
+		hostname:   sanitizeHostname(host),
+		now:        opts.Now,
+		leaseTTL:   opts.LeaseTTL,
+		leaseRenew: opts.LeaseRenew,
+		log:        opts.Logger,
+		pid:        os.Getpid(),
+		locked:     make(map[string]bool),
+		bufs:       sync.Pool{New: newWriteBuf},
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.leaseTTL <= 0 {
+		s.leaseTTL = DefaultLeaseTTL
+	}
+	if s.leaseRenew <= 0 {
+		s.leaseRenew = s.leaseTTL / 3
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
