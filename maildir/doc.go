@@ -5,7 +5,8 @@
 // maildir convention), fsyncs it, and hard-links it into new/ of every local
 // recipient under a Dovecot-style name "<unix>.M<usec>P<pid>Q<seq>.<host>,S=<size>,W=<crlf size>".
 // The POP3 side opens a Mailbox, locks it for the session (in-process and
-// with flock(2) on <maildir>/popgate.lock), lists new/ and cur/ in delivery
+// with a renewed, expiring lease in <maildir>/popgate.lease that works on
+// a volume shared by several instances), lists new/ and cur/ in delivery
 // order, streams messages, marks them seen (new/ -> cur/, ":2,S") and
 // deletes them at QUIT.
 //

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// sharedPair assembles two popgate instances with their own data_dir and
+// one mail_dir, as two machines behind a balancer with a shared volume.
+// Each has its own clock so a test can let one see the other's leases
+// expire.
+func sharedPair(t *testing.T) (a, b *testServer, clockB *fakeClock, mailDir string) {
+	t.Helper()
+	mailDir = filepath.Join(t.TempDir(), "shared-mail")
+	start := func(name string, clock *fakeClock) *testServer {
+		dir := filepath.Join(t.TempDir(), name)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		cfg := testConfig(t, dir)
+		cfg.MailDir = mailDir
+		cfg.Relay.Mirror = nil
+		return startServer(t, cfg, clock)
+	}
+	clockB = &fakeClock{}
+	return start("a", &fakeClock{}), start("b", clockB), clockB, mailDir
+}
+
+func popSession(t *testing.T, addr, user, pass string) *conversation {
+	t.Helper()
+	c := dialFrom(t, "127.0.0.5", addr)
+	c.expect("", "+OK")
+	c.expect("USER "+user, "+OK")
+	c.expect("PASS "+pass, "+OK")
+	return c
+}
+
+// TestSharedMailDirTwoInstances: mail taken in by B is read through A, a
+// session on A makes B answer [IN-USE], and the data_dirs hold no mail.
+func TestSharedMailDirTwoInstances(t *testing.T) {
+	a, b, _, mailDir := sharedPair(t)
+	if got := trySend(t, "127.0.0.6", b.addr("smtp.listen"), "x@remote.example", "bob@example.com"); !strings.HasPrefix(got, "250") {
+		t.Fatalf("delivery on B: %q", got)
+	}
+	if files, _ := filepath.Glob(filepath.Join(mailDir, "example.com", "bob", "new", "*")); len(files) != 1 {
+		t.Fatalf("shared mail_dir new/ = %q, want the message", files)
+	}
+	if _, err := os.Stat(filepath.Join(b.cfg.DataDir, "mail")); !os.IsNotExist(err) {
+		t.Errorf("B's data_dir has a mail directory (%v): mail_dir not used", err)
+	}
+
+	c := popSession(t, a.addr("pop3.listen"), "bob@example.com", "bob-password")
+	c.expect("STAT", "+OK 1 ")
+
+	other := dialFrom(t, "127.0.0.5", b.addr("pop3.listen"))
+	other.expect("", "+OK")
+	other.expect("USER bob@example.com", "+OK")
+	other.expect("PASS bob-password", "-ERR [IN-USE]")
+
+	c.expect("DELE 1", "+OK")
+	c.expect("QUIT", "+OK")
+	c = popSession(t, b.addr("pop3.listen"), "bob@example.com", "bob-password")
+	c.expect("STAT", "+OK 0 0")
+	c.expect("QUIT", "+OK")
+}
+
+// TestSharedMailDirLeaseExpiry: an instance that stops renewing (here:
+// whose lease B's clock sees as expired) loses the mailbox to the other,
+// and its late QUIT deletes nothing.
+func TestSharedMailDirLeaseExpiry(t *testing.T) {
+	a, b, clockB, _ := sharedPair(t)
+	if got := trySend(t, "127.0.0.6", b.addr("smtp.listen"), "x@remote.example", "bob@example.com"); !strings.HasPrefix(got, "250") {
+		t.Fatalf("delivery on B: %q", got)
+	}
+	onA := popSession(t, a.addr("pop3.listen"), "bob@example.com", "bob-password")
+	onA.expect("DELE 1", "+OK")
+
+	clockB.advance(a.cfg.POP3.LockLease.Duration + time.Second)
+	onB := popSession(t, b.addr("pop3.listen"), "bob@example.com", "bob-password")
+	onB.expect("STAT", "+OK 1 ")
+
+	onA.expect("QUIT", "-ERR [SYS/TEMP]")
+	onB.expect("STAT", "+OK 1 ")
+	onB.expect("QUIT", "+OK")
+}
+
+func TestMailDirConfig(t *testing.T) {
+	cfg, err := parseConfig([]byte("data_dir = \"/var/lib/popgate\"\n"), "t.toml")
+	if err != nil || cfg.mailDir() != "/var/lib/popgate/mail" {
+		t.Fatalf("default mail_dir = %q, %v; want <data_dir>/mail", cfg.mailDir(), err)
+	}
+	cfg, err = parseConfig([]byte("mail_dir = \"shared/mail\"\n[pop3]\nlock_lease = \"30s\"\n"), "t.toml")
+	if err != nil || cfg.mailDir() != "./shared/mail" || cfg.POP3.LockLease.Duration != 30*time.Second {
+		t.Fatalf("mail_dir = %q, lease %v, %v", cfg.mailDir(), cfg.POP3.LockLease, err)
+	}
+	_, err = parseConfig([]byte("[pop3]\nlock_lease = \"1s\"\n"), "t.toml")
+	if err == nil || !strings.Contains(err.Error(), "t.toml:2") || !strings.Contains(err.Error(), "pop3.lock_lease") {
+		t.Fatalf("lock_lease = 1s: %v, want an error at t.toml:2 naming the key", err)
+	}
+}
