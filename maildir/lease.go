@@ -82,13 +82,36 @@ func validOwner(s string) bool {
 	return true
 }
 
-// newOwner names one claim: host, process and a random part, so that two
-// claims never share an id, even from two containers with the same host
-// name and pid.
-func newOwner(host string, pid int) string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%s:%d:%s", host, pid, hex.EncodeToString(b[:]))
+// randomHex returns n random bytes in hex.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// newOwner names one claim "<label>:<pid>:<incarnation>:<claim>": the
+// instance id (or, without one, the host name), the process, a random id
+// of this Store (one per process run) and a random id of the claim, so
+// that two claims never share a name, even from two containers with the
+// same host name and pid.
+func (s *Store) newOwner() string {
+	label := s.instance
+	if label == "" {
+		label = s.hostname
+	}
+	return fmt.Sprintf("%s:%d:%s:%s", label, s.pid, s.incarnation, randomHex(4))
+}
+
+// leftByEarlierRun reports whether owner is a claim made by this instance
+// (Options.Instance) in an earlier process run, which cannot be alive: an
+// instance runs once at a time, so a restart after kill -9 need not wait
+// for its own old leases to expire.
+func (s *Store) leftByEarlierRun(owner string) bool {
+	if s.instance == "" {
+		return false
+	}
+	f := strings.Split(owner, ":")
+	return len(f) == 4 && f[0] == s.instance && f[2] != s.incarnation
 }
 
 // lease is one held claim on a maildir.
@@ -108,7 +131,7 @@ func (l *lease) aside(what string) string {
 // acquireLease claims dir for a new owner. A live claim by anyone else is
 // ErrLocked; an expired one is taken over.
 func (s *Store) acquireLease(dir string) (*lease, error) {
-	l := &lease{s: s, dir: dir, owner: newOwner(s.hostname, s.pid)}
+	l := &lease{s: s, dir: dir, owner: s.newOwner()}
 	for attempt := 0; attempt < 2; attempt++ {
 		err := l.create()
 		if err == nil {
@@ -124,12 +147,13 @@ func (s *Store) acquireLease(dir string) (*lease, error) {
 		if err != nil {
 			return nil, fmt.Errorf("maildir: lock %s: %w", dir, err)
 		}
-		if s.now().Before(cur.expires) {
+		earlier := s.leftByEarlierRun(cur.owner)
+		if s.now().Before(cur.expires) && !earlier {
 			return nil, fmt.Errorf("maildir: lock %s: held by %s until %s: %w",
 				dir, cur.owner, cur.expires.UTC().Format(time.RFC3339), ErrLocked)
 		}
-		s.log.Warn("maildir: taking over an expired lease", "dir", dir, "owner", cur.owner,
-			"expired", cur.expires.UTC().Format(time.RFC3339))
+		s.log.Warn("maildir: taking over a lease", "dir", dir, "owner", cur.owner,
+			"expires", cur.expires.UTC().Format(time.RFC3339), "left_by_earlier_run", earlier)
 		if err := l.removeIf(raw); err != nil {
 			return nil, fmt.Errorf("maildir: lock %s: %w", dir, err)
 		}

@@ -222,3 +222,38 @@ func FuzzParseLease(f *testing.F) {
 		}
 	})
 }
+
+// TestLeaseLeftByEarlierRun: an instance restarted after kill -9 (same
+// Instance, new Store) takes its own old lease over at once; another
+// instance still waits for expiry.
+func TestLeaseLeftByEarlierRun(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	clk := &testClock{t: testTime}
+	store := func(instance string) *Store {
+		return NewStore(fs, "/shared/mail", Options{Hostname: "h", Instance: instance, Now: clk.now, LeaseRenew: time.Hour})
+	}
+	if _, err := mustOpen(t, store("inst-a"), "example.com", "alice").Lock(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mustOpen(t, store("inst-b"), "example.com", "alice").Lock(); !errors.Is(err, ErrLocked) {
+		t.Fatalf("another instance: %v, want ErrLocked", err)
+	}
+	if _, err := mustOpen(t, store(""), "example.com", "alice").Lock(); !errors.Is(err, ErrLocked) {
+		t.Fatalf("a store without an instance id: %v, want ErrLocked", err)
+	}
+	restarted := store("inst-a")
+	unlock, err := mustOpen(t, restarted, "example.com", "alice").Lock()
+	if err != nil {
+		t.Fatalf("the same instance after a restart: %v, want its old lease taken over", err)
+	}
+	if rec, _ := parseLease([]byte(readAll(t, fs, sharedLease))); !strings.Contains(rec.owner, ":"+restarted.incarnation+":") {
+		t.Errorf("lease owner %q, want the restarted store's incarnation %s", rec.owner, restarted.incarnation)
+	}
+	// Within one run the in-process lock still answers.
+	if _, err := mustOpen(t, restarted, "example.com", "alice").Lock(); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Lock in the same run: %v, want ErrLocked", err)
+	}
+	if err := unlock(); err != nil {
+		t.Fatal(err)
+	}
+}

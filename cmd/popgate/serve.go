@@ -113,8 +113,13 @@ func assemble(cfg *Config, opt options) (_ *services, err error) {
 		return nil, err
 	}
 	s.authSvc = auth.NewService(users, auth.NewLimiter(auth.DefaultLimiterConfig(), now), logger.With("part", "auth"))
+	instance, err := instanceID(fs, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
 	s.store = maildir.NewStore(fs, cfg.mailDir(), maildir.Options{
 		Hostname: cfg.Hostname,
+		Instance: instance,
 		Now:      now,
 		LeaseTTL: cfg.POP3.LockLease.Duration,
 		Logger:   logger.With("part", "maildir"),

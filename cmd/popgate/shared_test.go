@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/afero"
 )
 
 // sharedPair assembles two popgate instances with their own data_dir and
@@ -99,5 +101,21 @@ func TestMailDirConfig(t *testing.T) {
 	_, err = parseConfig([]byte("[pop3]\nlock_lease = \"1s\"\n"), "t.toml")
 	if err == nil || !strings.Contains(err.Error(), "t.toml:2") || !strings.Contains(err.Error(), "pop3.lock_lease") {
 		t.Fatalf("lock_lease = 1s: %v, want an error at t.toml:2 naming the key", err)
+	}
+}
+
+// TestInstanceID: made once, then the same at every start; another
+// data_dir gets another.
+func TestInstanceID(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	first, err := instanceID(fs, "/a")
+	if err != nil || len(first) != 16 {
+		t.Fatalf("instanceID = %q, %v", first, err)
+	}
+	if again, err := instanceID(fs, "/a"); err != nil || again != first {
+		t.Fatalf("second start: %q, %v; want %q", again, err, first)
+	}
+	if other, _ := instanceID(fs, "/b"); other == first {
+		t.Fatalf("two data_dirs share the id %q", other)
 	}
 }
