@@ -144,6 +144,14 @@ func TestInteropSharedInstancesBehindHAProxy(t *testing.T) {
 			t.Fatalf("check: %v\n%s", err, out)
 		}
 	}
+	// The balancer configuration shown in docs/operations.md is valid.
+	docCfg := filepath.Join(t.TempDir(), "haproxy.cfg")
+	if err := os.WriteFile(docCfg, []byte(docBlock(t, "`/etc/haproxy/haproxy.cfg`")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCmd(t, "", need(t, "haproxy"), "-c", "-f", docCfg); err != nil {
+		t.Fatalf("haproxy -c on the documented configuration: %v\n%s", err, out)
+	}
 	a, b := startBinary(t, cfgA), startBinary(t, cfgB)
 	fronts := haproxy(t, a.pop, a.mx, b.pop, b.mx)
 	popA, mxA, popB, mxB := fronts[0], fronts[1], fronts[2], fronts[3]

@@ -119,3 +119,44 @@ func TestInstanceID(t *testing.T) {
 		t.Fatalf("two data_dirs share the id %q", other)
 	}
 }
+
+// docBlock returns the fenced block that follows the first line of
+// docs/operations.md containing marker.
+func docBlock(t *testing.T, marker string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "operations.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), marker)
+	if !ok {
+		t.Fatalf("operations.md has no %q", marker)
+	}
+	_, rest, _ = strings.Cut(rest, "```")
+	_, rest, _ = strings.Cut(rest, "\n")
+	block, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		t.Fatalf("no fenced block after %q", marker)
+	}
+	return block
+}
+
+// TestOperationsSharedExample: the instance configuration shown in
+// docs/operations.md decodes with every key known and passes validation
+// (its files replaced by temporary ones).
+func TestOperationsSharedExample(t *testing.T) {
+	text := docBlock(t, "`/etc/popgate/a.toml`")
+	users := filepath.Join(t.TempDir(), "users")
+	if err := os.WriteFile(users, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	text = strings.ReplaceAll(text, "/etc/popgate/users", users)
+	text = strings.ReplaceAll(text, "/var/lib/popgate-a/", filepath.Dir(users)+"/")
+	cfg, err := parseConfig([]byte(text), "a.toml")
+	if err != nil {
+		t.Fatalf("the documented a.toml: %v\n%s", err, text)
+	}
+	if cfg.mailDir() != "/srv/mail" || len(cfg.Relay.ProxyProtocol) != 1 {
+		t.Errorf("documented a.toml: mail_dir %q, proxy_protocol %v", cfg.mailDir(), cfg.Relay.ProxyProtocol)
+	}
+}
