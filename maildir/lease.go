@@ -202,16 +202,16 @@ func (l *lease) record() leaseRecord {
 	return leaseRecord{owner: l.owner, expires: l.s.now().Add(l.s.leaseTTL)}
 }
 
-// writeRecord writes a record valid from now into path, synced.
+// writeRecord writes a record valid from now into path. It is not
+// fsynced: a lease lost in a crash frees a mailbox whose holder died with
+// the machine anyway, and NFS writes the data back at close, before the
+// link that publishes it.
 func (l *lease) writeRecord(path string) error {
 	f, err := l.s.fs.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, filePerm)
 	if err != nil {
 		return err
 	}
 	_, err = f.Write(l.record().marshal())
-	if err == nil {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
