@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	iofs "io/fs"
 	"os"
 	"path/filepath"
@@ -227,12 +228,10 @@ func (l *lease) read() (leaseRecord, []byte, error) {
 		return leaseRecord{}, nil, err
 	}
 	defer f.Close()
-	buf := make([]byte, maxLeaseRecord+1)
-	n, err := f.Read(buf)
-	if err != nil && n == 0 {
-		buf, n = nil, 0
+	raw, err := io.ReadAll(io.LimitReader(f, maxLeaseRecord+1))
+	if err != nil {
+		return leaseRecord{}, nil, err
 	}
-	raw := buf[:n]
 	rec, perr := parseLease(raw)
 	if perr != nil {
 		st, err := f.Stat()
