@@ -36,6 +36,7 @@ func sharedInstance(t *testing.T, name, mailDir, usersFile string, extra string)
 	// client would relay. Only the PROXY header's source may count.
 	conf := fmt.Sprintf(`hostname = "%s.example.com"
 domains = ["example.com"]
+log = { level = "debug" }
 data_dir = %q
 mail_dir = %q
 [users]
@@ -61,9 +62,10 @@ smarthost = "127.0.0.1:1"
 }
 
 // haproxy runs HAProxy in the foreground with one frontend per backend
-// address, each forwarding with send-proxy-v2, and returns the frontend
-// addresses in the same order. It is stopped by pid at cleanup.
-func haproxy(t *testing.T, backends ...string) []string {
+// address, each forwarding with send-proxy-v2 and health-checked (which
+// sends PROXY v2 LOCAL headers), and returns the frontend addresses in the
+// same order and HAProxy's log. It is stopped by pid at cleanup.
+func haproxy(t *testing.T, backends ...string) ([]string, *lockedBuffer) {
 	t.Helper()
 	dir := t.TempDir()
 	var conf strings.Builder
@@ -72,7 +74,7 @@ func haproxy(t *testing.T, backends ...string) []string {
 	fronts := make([]string, len(backends))
 	for i, b := range backends {
 		fronts[i] = freeAddr(t)
-		fmt.Fprintf(&conf, "listen l%d\n  bind %s\n  server s%d %s send-proxy-v2\n", i, fronts[i], i, b)
+		fmt.Fprintf(&conf, "listen l%d\n  bind %s\n  server s%d %s send-proxy-v2 check inter 200ms\n", i, fronts[i], i, b)
 	}
 	cfg := filepath.Join(dir, "haproxy.cfg")
 	if err := os.WriteFile(cfg, []byte(conf.String()), 0o644); err != nil {
@@ -98,7 +100,7 @@ func haproxy(t *testing.T, backends ...string) []string {
 	for _, f := range fronts {
 		waitListening(t, f)
 	}
-	return fronts
+	return fronts, log
 }
 
 // popOpen logs user in over POP3 from the given local address.
@@ -153,7 +155,7 @@ func TestInteropSharedInstancesBehindHAProxy(t *testing.T) {
 		t.Fatalf("haproxy -c on the documented configuration: %v\n%s", err, out)
 	}
 	a, b := startBinary(t, cfgA), startBinary(t, cfgB)
-	fronts := haproxy(t, a.pop, a.mx, b.pop, b.mx)
+	fronts, hlog := haproxy(t, a.pop, a.mx, b.pop, b.mx)
 	popA, mxA, popB, mxB := fronts[0], fronts[1], fronts[2], fronts[3]
 
 	// Mail taken in by B (through the balancer) lands in the shared tree.
@@ -221,6 +223,14 @@ func TestInteropSharedInstancesBehindHAProxy(t *testing.T) {
 	smtp := &conversation{t: t, conn: direct, r: bufio.NewReader(direct)}
 	smtp.expect("", "220")
 	smtp.expect("", "421")
+
+	// HAProxy's health checks (PROXY v2 LOCAL) found every server up.
+	if strings.Contains(hlog.String(), "is DOWN") {
+		t.Errorf("HAProxy marked a server down:\n%s", hlog)
+	}
+	if !strings.Contains(a.stderr.String(), "pop3 proxy health check") {
+		t.Errorf("A logged no health check")
+	}
 
 	// kill -9 of the session holder (with a deletion pending): its lease
 	// stays behind, then expires, and B serves the mailbox, untouched.
