@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/afero"
@@ -177,12 +178,28 @@ func (l *lease) create() error {
 // fs.ErrExist when dst exists: link(2) where the filesystem has it; on one
 // without hard links (MemMapFs, in tests) a check and a copy, which is
 // atomic enough within one process.
+//
+// Where link(2) is refused (a filesystem without hard links, such as some
+// FUSE or SMB mounts) it falls back to O_EXCL, atomic on local disks and
+// NFSv3 and later; a reader that catches the file still empty sees a
+// claim that expires one lease after its creation, which errs on the
+// safe side.
 func (l *lease) linkNew(src, dst string) error {
+	var err error
 	switch lk := l.s.fs.(type) {
 	case hardLinker:
-		return lk.Link(src, dst)
+		err = lk.Link(src, dst)
 	case *afero.OsFs:
-		return os.Link(src, dst)
+		err = os.Link(src, dst)
+	default:
+		err = errNoLinks
+	}
+	if err == nil || errors.Is(err, iofs.ErrExist) {
+		return err
+	}
+	if !errors.Is(err, errNoLinks) && !errors.Is(err, errors.ErrUnsupported) &&
+		!errors.Is(err, iofs.ErrPermission) && !errors.Is(err, syscall.ENOTSUP) {
+		return err
 	}
 	b, err := afero.ReadFile(l.s.fs, src)
 	if err != nil {
