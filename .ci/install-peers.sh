@@ -3,7 +3,8 @@
 # mkpasswd (whois: libxcrypt hashes for the yescrypt and import passwd tests),
 # Berkeley DB tools, Postfix (postmap, smtp-source, smtp-sink) and sendmail's
 # makemap, extracted from its .deb because sendmail-bin conflicts with postfix;
-# haproxy and redis-server for the shared-instances test (issue 14).
+# redis-server (shared grants, relay.grants_url) and haproxy (several
+# instances behind a PROXY-protocol balancer, issue 14).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""

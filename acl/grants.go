@@ -64,6 +64,11 @@ type Grants struct {
 	logger *slog.Logger
 	cache  *ttlcache.Cache[netip.Addr, Grant]
 
+	// share tells other instances about grants made and revoked here; nil
+	// (relay.grants_url = "") keeps grants in this process. Set once by
+	// NewShared before the first login.
+	share grantSharer
+
 	dirty     chan struct{} // a change not yet persisted (capacity 1)
 	persistMu sync.Mutex    // one state write at a time
 
@@ -139,6 +144,9 @@ func (g *Grants) LoginSucceeded(user string, ip netip.Addr) {
 	g.cache.Set(ip, gr, g.ttl)
 	g.logger.Info("relay grant", "user", user, "ip", ip.String(), "until", gr.Expires.UTC())
 	g.changed()
+	if g.share != nil {
+		g.share.granted(gr)
+	}
 }
 
 // Lookup returns the live grant for ip. It never returns a grant whose
@@ -179,6 +187,9 @@ func (g *Grants) Revoke(ip netip.Addr) bool {
 	gr := item.Value()
 	g.logger.Info("relay revoke", "user", gr.User, "ip", gr.IP.String())
 	g.changed()
+	if g.share != nil {
+		g.share.revoked(gr)
+	}
 	return true
 }
 
@@ -197,6 +208,9 @@ func (g *Grants) RevokeUser(user string) int {
 		if item, ok := g.cache.GetAndDelete(ip); ok && strings.EqualFold(item.Value().User, user) {
 			g.logger.Info("relay revoke", "user", item.Value().User, "ip", ip.String())
 			n++
+			if g.share != nil {
+				g.share.revoked(item.Value())
+			}
 		}
 	}
 	if n > 0 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/popgate/popgate/acl"
 	"net"
 	"net/netip"
 	"os"
@@ -96,6 +97,9 @@ type RelayConfig struct {
 	NeverGrant      []Prefix       `toml:"never_grant" doc:"Networks a POP3 login never authorises (NAT gateways, webmail, proxies)."`
 	ProxyProtocol   []Prefix       `toml:"proxy_protocol" doc:"Trusted load balancers whose PROXY v1/v2 header gives the client address."`
 	Mirror          []MirrorConfig `toml:"mirror" doc:"Map files kept in step with the static rules and live grants."`
+	// Shared mode: several instances behind a balancer see one set of grants.
+	GrantsURL          string `toml:"grants_url" doc:"Redis or Valkey (6.2 or later) holding the grants of every instance: redis://[user[:password]@]host:port/db, or rediss://… for TLS. Empty: grants in memory, this instance only."`
+	GrantsPasswordFile string `toml:"grants_password_file" doc:"File whose first line is the password for relay.grants_url (replaces any in the URL, keeps it out of the configuration). Empty: the URL's, if any."`
 }
 
 // MirrorConfig is one access.db-style output.
@@ -304,6 +308,19 @@ func (c *Config) validate(file string, pos map[string]int) error {
 	}
 	if c.Relay.PopTTL.Duration <= 0 {
 		return fail("relay.pop_ttl", "must be positive")
+	}
+	if c.Relay.GrantsURL != "" {
+		if err := acl.CheckSharedURL(c.Relay.GrantsURL); err != nil {
+			return fail("relay.grants_url", "%v", err)
+		}
+	}
+	if f := c.Relay.GrantsPasswordFile; f != "" {
+		if c.Relay.GrantsURL == "" {
+			return fail("relay.grants_password_file", "set without relay.grants_url")
+		}
+		if _, err := readPasswordFile(f); err != nil {
+			return fail("relay.grants_password_file", "%v", err)
+		}
 	}
 	if c.Queue.MinRetry.Duration <= 0 {
 		return fail("queue.min_retry", "must be positive")
@@ -517,4 +534,19 @@ func prefixes(ps []Prefix) []netip.Prefix {
 		out[i] = p.Prefix
 	}
 	return out
+}
+
+// readPasswordFile returns the first line of a password file, without its
+// line ending.
+func readPasswordFile(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("cannot read %s: %v", path, errors.Unwrap(err))
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	line = strings.TrimSuffix(line, "\r")
+	if line == "" {
+		return "", fmt.Errorf("%s: the first line is empty", path)
+	}
+	return line, nil
 }

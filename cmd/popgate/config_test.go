@@ -112,6 +112,13 @@ func TestConfigBad(t *testing.T) {
 		{"log format", "[log]\nformat = \"xml\"\n", `:2: log.format: "xml"`},
 		{"bare newline", "[smtp]\nbare_newline = \"fix\"\n", `:2: smtp.bare_newline: "fix"`},
 		{"no listeners", "[pop3]\nlisten = []\n[smtp]\nlisten = []\nsubmission = []\n", "no listeners at all"},
+		{"grants url scheme", "[relay]\ngrants_url = \"http://127.0.0.1:6379\"\n", `:2: relay.grants_url: scheme "http": want redis:// or rediss://`},
+		{"grants url db", "[relay]\ngrants_url = \"redis://127.0.0.1:6379/zero\"\n", `:2: relay.grants_url: valkey: invalid database number: "zero"`},
+		{"grants url query", "[relay]\ngrants_url = \"redis://127.0.0.1:6379/0?protocol=2\"\n", ":2: relay.grants_url: query parameters are not supported"},
+		{"grants url no host", "[relay]\ngrants_url = \"redis:///0\"\n", ":2: relay.grants_url: no host"},
+		{"grants password alone", "[relay]\ngrants_password_file = \"/etc/hosts\"\n", ":2: relay.grants_password_file: set without relay.grants_url"},
+		{"grants password unreadable", "[relay]\ngrants_url = \"redis://127.0.0.1:6379/0\"\ngrants_password_file = \"/nonexistent/pw\"\n", ":3: relay.grants_password_file: cannot read /nonexistent/pw"},
+		{"grants password empty", "[relay]\ngrants_url = \"rediss://redis.example.net:6380/1\"\ngrants_password_file = \"" + writeFile(t, dir, "empty-pw", "\nsecond line\n") + "\"\n", "the first line is empty"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -244,4 +251,25 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("accepted an invalid configuration: %+v", cfg)
 		}
 	})
+}
+
+// TestConfigGrantsURL: a shared store with its password in a file loads,
+// and the password is the file's first line without its line ending.
+func TestConfigGrantsURL(t *testing.T) {
+	dir := t.TempDir()
+	pw := writeFile(t, dir, "pw", "pa:ss word\r\nignored\n")
+	p := writeFile(t, dir, "shared.toml", "[relay]\ngrants_url = \"rediss://popgate@redis.example.net:6380/2\"\ngrants_password_file = \""+pw+"\"\n")
+	cfg, err := loadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Relay.GrantsURL != "rediss://popgate@redis.example.net:6380/2" {
+		t.Errorf("grants_url = %q", cfg.Relay.GrantsURL)
+	}
+	if got, err := readPasswordFile(cfg.Relay.GrantsPasswordFile); err != nil || got != "pa:ss word" {
+		t.Errorf("password = %q, %v", got, err)
+	}
+	if d := defaultConfig(); d.Relay.GrantsURL != "" {
+		t.Errorf("default grants_url = %q, want in memory", d.Relay.GrantsURL)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -39,6 +40,7 @@ type metrics struct {
 	pop3Logins     *prometheus.CounterVec
 	smtpAuth       *prometheus.CounterVec
 	grants         *prometheus.CounterVec
+	grantsSharing  *prometheus.CounterVec
 	relayDecisions *prometheus.CounterVec
 	smtpRejections *prometheus.CounterVec
 	messages       *prometheus.CounterVec
@@ -70,6 +72,8 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			"SMTP AUTH attempts by result: ok, failed, throttled.", "result"),
 		grants: counter("popgate_grants_total",
 			"POP-before-SMTP relay grants by event: granted (or extended), expired, revoked, refused (never_grant or no usable address).", "event"),
+		grantsSharing: counter("popgate_grants_sharing_total",
+			"Shared grants store (relay.grants_url) events: lost (store unreachable, local grants only), restored (sharing resumed), written_back (grants made during an outage written to the store).", "event"),
 		relayDecisions: counter("popgate_relay_decisions_total",
 			"Relay decisions: denied counts refused remote recipients (RCPT); granted_by_pop and allowed (trusted network, static RELAY rule or SMTP AUTH) count accepted messages with remote recipients.", "result"),
 		smtpRejections: counter("popgate_smtp_rejections_total",
@@ -90,7 +94,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"result"}),
 	}
-	reg.MustRegister(m.pop3Logins, m.smtpAuth, m.grants, m.relayDecisions, m.smtpRejections,
+	reg.MustRegister(m.pop3Logins, m.smtpAuth, m.grants, m.grantsSharing, m.relayDecisions, m.smtpRejections,
 		m.messages, m.deliveries, m.connections, m.connsRefused, m.logEvents, m.mirrorWrite,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -110,6 +114,9 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	}
 	for _, v := range []string{"granted", "expired", "revoked", "refused"} {
 		m.grants.WithLabelValues(v)
+	}
+	for _, v := range []string{"lost", "restored", "written_back"} {
+		m.grantsSharing.WithLabelValues(v)
 	}
 	for _, v := range []string{"denied", "granted_by_pop", "allowed"} {
 		m.relayDecisions.WithLabelValues(v)
@@ -161,6 +168,15 @@ func (m *metrics) eventTable() map[string]func(slog.Record) {
 		"relay expire":        inc(m.grants, "expired"),
 		"relay revoke":        inc(m.grants, "revoked"),
 		"relay grant refused": inc(m.grants, "refused"),
+
+		"relay grants sharing lost": inc(m.grantsSharing, "lost"),
+		"relay grants sharing restored": func(r slog.Record) {
+			m.grantsSharing.WithLabelValues("restored").Inc()
+			m.grantsWrittenBack(r)
+		},
+		// The first connection may write back logins taken while the
+		// store was unreachable at start.
+		"relay grants shared": m.grantsWrittenBack,
 
 		"smtp relay denied":        inc(m.relayDecisions, "denied"),
 		"smtp connection rejected": inc(m.smtpRejections, "connect"),
@@ -256,6 +272,13 @@ func (h *countingHandler) Handle(ctx context.Context, r slog.Record) error {
 // WithAttrs keeps counting below a logger.With.
 func (h *countingHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	return &countingHandler{m: h.m, next: h.next.WithAttrs(attrs)}
+}
+
+// grantsWrittenBack counts the grants a reconnection wrote back.
+func (m *metrics) grantsWrittenBack(r slog.Record) {
+	if n, err := strconv.Atoi(attr(r, "written_back")); err == nil && n > 0 {
+		m.grantsSharing.WithLabelValues("written_back").Add(float64(n))
+	}
 }
 
 // WithGroup keeps counting below a logger.WithGroup; a record's own
@@ -393,6 +416,20 @@ func (m *metrics) instrument(s *services) error {
 	// listeners twice.
 	if err := m.registerGauges(func() int { return len(s.grants.List()) }, s.queueStats); err != nil {
 		return err
+	}
+	if s.shared != nil {
+		err := m.reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "popgate_grants_store_up",
+			Help: "1 while the shared grants store (relay.grants_url) is reachable and grants are shared, 0 while this instance relies on its own grants.",
+		}, func() float64 {
+			if s.shared.Status().Up {
+				return 1
+			}
+			return 0
+		}))
+		if err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
 	}
 	for i := range s.listeners {
 		s.listeners[i].ln = m.countAccepts(s.listeners[i].name, s.listeners[i].ln)

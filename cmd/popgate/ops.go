@@ -19,7 +19,11 @@ import (
 func (s *services) controlHandlers() map[string]controlHandler {
 	return map[string]controlHandler{
 		"health": func(context.Context, []string) (any, error) {
-			return map[string]any{"status": "ok", "listeners": len(s.listeners), "grants": len(s.grants.List())}, nil
+			h := map[string]any{"status": "ok", "listeners": len(s.listeners), "grants": len(s.grants.List())}
+			if s.shared != nil {
+				h["grants_shared"] = s.shared.Status()
+			}
+			return h, nil
 		},
 		"grants.list": func(context.Context, []string) (any, error) {
 			return s.grants.List(), nil
@@ -221,11 +225,26 @@ func healthCommand(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var h map[string]any
+	var h struct {
+		Listeners int               `json:"listeners"`
+		Grants    int               `json:"grants"`
+		Shared    *acl.SharedStatus `json:"grants_shared"`
+	}
 	if err := callControl(ctx, cfg.controlSocket(), "health", nil, &h); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "ok: %v listeners, %v live grants\n", h["listeners"], h["grants"])
+	fmt.Fprintf(e.stdout, "ok: %v listeners, %v live grants\n", h.Listeners, h.Grants)
+	if st := h.Shared; st != nil {
+		// A lost store degrades sharing but not the instance: its own
+		// logins still relay, so health still exits 0.
+		if st.Up {
+			fmt.Fprintf(e.stdout, "grants shared: up since %s via %s (%d outages, %d grants written back)\n",
+				st.Since.UTC().Format(time.RFC3339), st.Store, st.Outages, st.WrittenBack)
+		} else {
+			fmt.Fprintf(e.stdout, "grants shared: DEGRADED, store %s unreachable since %s: %s; local grants only, %d waiting to be shared\n",
+				st.Store, st.Since.UTC().Format(time.RFC3339), st.LastError, st.Unshared)
+		}
+	}
 	return nil
 }
 

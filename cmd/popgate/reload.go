@@ -103,6 +103,9 @@ func restartOnly(old, cfg *Config) []string {
 	if !slices.Equal(old.Relay.ProxyProtocol, cfg.Relay.ProxyProtocol) {
 		keys = append(keys, "relay.proxy_protocol")
 	}
+	if old.Relay.GrantsURL != cfg.Relay.GrantsURL || old.Relay.GrantsPasswordFile != cfg.Relay.GrantsPasswordFile {
+		keys = append(keys, "relay.grants_url")
+	}
 	if old.Queue != cfg.Queue {
 		keys = append(keys, "queue")
 	}

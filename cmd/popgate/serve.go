@@ -58,6 +58,7 @@ type services struct {
 	authSvc    *auth.Service
 	store      *maildir.Store
 	grants     *acl.Grants
+	shared     *acl.Shared                // nil: grants in memory (relay.grants_url = "")
 	relay      atomic.Pointer[relayState] // swapped by reload
 	report     *relayReport
 	metrics    *metrics // nil: metrics off
@@ -140,6 +141,11 @@ func assemble(cfg *Config, opt options) (_ *services, err error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Relay.GrantsURL != "" {
+		if s.shared, err = shareGrants(cfg, s.grants, now, logger); err != nil {
+			return nil, err
+		}
 	}
 	s.report = newRelayReport(filepath.Join(cfg.DataDir, "state", "relay-report.json"), now, logger.With("part", "report"))
 	rs, err := s.buildRelay(cfg)
@@ -283,6 +289,19 @@ func (s *services) addr(key string) string {
 	return ""
 }
 
+// shareGrants connects the grants to the store of relay.grants_url. The
+// store need not be up: sharing starts when it answers.
+func shareGrants(cfg *Config, g *acl.Grants, now func() time.Time, logger *slog.Logger) (*acl.Shared, error) {
+	var password string
+	if f := cfg.Relay.GrantsPasswordFile; f != "" {
+		var err error
+		if password, err = readPasswordFile(f); err != nil {
+			return nil, fmt.Errorf("relay.grants_password_file: %w", err)
+		}
+	}
+	return acl.NewShared(g, cfg.Relay.GrantsURL, password, acl.SharedConfig{Now: now, Logger: logger.With("part", "grants")})
+}
+
 // run serves until ctx is done, then drains in order: stop accepting,
 // let sessions finish (bounded), stop the queue and the mirror, and write
 // the grants state.
@@ -291,6 +310,13 @@ func (s *services) run(ctx context.Context, reload <-chan os.Signal) error {
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
 	go s.grants.Start(bg)
+	if s.shared != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.shared.Run(bg)
+		}()
+	}
 	errc := make(chan error, len(s.listeners)+2)
 	for _, l := range s.listeners {
 		wg.Add(1)

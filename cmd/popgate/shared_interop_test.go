@@ -2,261 +2,188 @@
 
 package main
 
-// The shared mode of issue 14 with real peers: two popgate binaries with
-// their own data_dir and one mail_dir, HAProxy in front sending PROXY v2
-// headers, and clients on distinct loopback addresses.
-
 import (
-	"bufio"
+	"context"
 	"fmt"
-	"net"
+	"log/slog"
+	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
-	proxyproto "github.com/pires/go-proxyproto"
+	"github.com/popgate/popgate/internal/redistest"
 )
 
-// sharedLease is pop3.lock_lease in this test: the shortest allowed, so
-// that a killed holder's lease runs out quickly.
-const sharedLease = 3 * time.Second
-
-// sharedInstance writes the configuration of one instance (name "a" or
-// "b") sharing mailDir and usersFile, and returns its path.
-func sharedInstance(t *testing.T, name, mailDir, usersFile string, extra string) string {
-	t.Helper()
-	dataDir := filepath.Join(t.TempDir(), name)
-	cfg := filepath.Join(t.TempDir(), name+".toml")
-	// trusted_networks holds the balancer's own address on purpose: were
-	// popgate to take the balancer's address for the client's, every
-	// client would relay. Only the PROXY header's source may count.
-	conf := fmt.Sprintf(`hostname = "%s.example.com"
-domains = ["example.com"]
-log = { level = "debug" }
-data_dir = %q
-mail_dir = %q
-[users]
-file = %q
-[pop3]
-listen = ["127.0.0.1:0"]
-lock_lease = "%s"
-[smtp]
-listen = ["127.0.0.1:0"]
-submission = []
-[relay]
-pop_ttl = "1h"
-trusted_networks = ["127.0.0.1/32"]
-proxy_protocol = ["127.0.0.1/32"]
-%s
-[queue]
-smarthost = "127.0.0.1:1"
-`, name, dataDir, mailDir, usersFile, sharedLease, extra)
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return cfg
+// sharedServers are two popgates assembled on 127.0.0.1:0 listeners that
+// share their grants through one real redis-server (with a password, read
+// from relay.grants_password_file); A also serves metrics.
+type sharedServers struct {
+	redis      *redistest.Server
+	a, b       *services
+	cliA, cliB func(args ...string) (string, int)
+	metricsURL string
 }
 
-// haproxy runs HAProxy in the foreground with one frontend per backend
-// address, each forwarding with send-proxy-v2 and health-checked (which
-// sends PROXY v2 LOCAL headers), and returns the frontend addresses in the
-// same order and HAProxy's log. It is stopped by pid at cleanup.
-func haproxy(t *testing.T, backends ...string) ([]string, *lockedBuffer) {
+func startSharedServers(t *testing.T) *sharedServers {
 	t.Helper()
-	dir := t.TempDir()
-	var conf strings.Builder
-	conf.WriteString("global\n  maxconn 200\n" +
-		"defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n")
-	fronts := make([]string, len(backends))
-	for i, b := range backends {
-		fronts[i] = freeAddr(t)
-		fmt.Fprintf(&conf, "listen l%d\n  bind %s\n  server s%d %s send-proxy-v2 check inter 200ms\n", i, fronts[i], i, b)
-	}
-	cfg := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(cfg, []byte(conf.String()), 0o644); err != nil {
+	const password = "s3cret shared by the instances"
+	rs := redistest.StartWithPassword(t, password)
+	pwFile := filepath.Join(t.TempDir(), "redis-password")
+	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	bin := need(t, "haproxy")
-	if out, err := runCmd(t, "", bin, "-c", "-f", cfg); err != nil {
-		t.Fatalf("haproxy -c: %v\n%s", err, out)
-	}
-	cmd := exec.Command(bin, "-db", "-f", cfg)
-	log := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("haproxy log:\n%s", log)
+	m, _, metricsURL, _ := startMetrics(t)
+	ss := &sharedServers{redis: rs, metricsURL: metricsURL}
+	start := func(withMetrics bool) (*services, func(args ...string) (string, int)) {
+		dir := t.TempDir()
+		cfg := testConfig(t, dir)
+		cfg.Relay.GrantsURL = rs.URL(2)
+		cfg.Relay.GrantsPasswordFile = pwFile
+		logger := slog.New(slog.NewTextHandler(testLogOut(), nil))
+		if withMetrics {
+			logger = slog.New(m.handler(slog.NewTextHandler(testLogOut(), nil)))
 		}
-	})
-	for _, f := range fronts {
-		waitListening(t, f)
-	}
-	return fronts, log
-}
-
-// popOpen logs user in over POP3 from the given local address.
-func popOpen(t *testing.T, from, addr, user, pass string) *conversation {
-	t.Helper()
-	c := dialFrom(t, from, addr)
-	c.expect("", "+OK")
-	c.expect("USER "+user, "+OK")
-	c.expect("PASS "+pass, "+OK")
-	return c
-}
-
-// popTry attempts a login and returns the reply to PASS.
-func popTry(t *testing.T, from, addr, user, pass string) string {
-	t.Helper()
-	c := dialFrom(t, from, addr)
-	c.expect("", "+OK")
-	c.expect("USER "+user, "+OK")
-	fmt.Fprintf(c.conn, "PASS %s\r\n", pass)
-	got := c.reply()
-	if strings.HasPrefix(got, "+OK") {
-		c.expect("QUIT", "+OK")
-	}
-	return got
-}
-
-func TestInteropSharedInstancesBehindHAProxy(t *testing.T) {
-	need(t, "swaks")
-	need(t, "haproxy")
-	const user, pass = "alice@example.com", "correct horse battery"
-	mailDir := filepath.Join(t.TempDir(), "shared-mail")
-	usersFile := filepath.Join(t.TempDir(), "users")
-	if err := os.WriteFile(usersFile, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfgA := sharedInstance(t, "a", mailDir, usersFile, "")
-	cfgB := sharedInstance(t, "b", mailDir, usersFile, "")
-	if out, err := runCmd(t, pass+"\n", binary(t), "user", "add", "--stdin", "--config", cfgA, user); err != nil {
-		t.Fatalf("user add: %v\n%s", err, out)
-	}
-	for _, cfg := range []string{cfgA, cfgB} {
-		if out, err := runCmd(t, "", binary(t), "check", "--config", cfg); err != nil || !strings.Contains(out, "mail_dir  "+mailDir) {
-			t.Fatalf("check: %v\n%s", err, out)
-		}
-	}
-	// The balancer configuration shown in docs/operations.md is valid.
-	docCfg := filepath.Join(t.TempDir(), "haproxy.cfg")
-	if err := os.WriteFile(docCfg, []byte(docBlock(t, "`/etc/haproxy/haproxy.cfg`")), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := runCmd(t, "", need(t, "haproxy"), "-c", "-f", docCfg); err != nil {
-		t.Fatalf("haproxy -c on the documented configuration: %v\n%s", err, out)
-	}
-	a, b := startBinary(t, cfgA), startBinary(t, cfgB)
-	fronts, hlog := haproxy(t, a.pop, a.mx, b.pop, b.mx)
-	popA, mxA, popB, mxB := fronts[0], fronts[1], fronts[2], fronts[3]
-
-	// Mail taken in by B (through the balancer) lands in the shared tree.
-	if out := swaksSend(t, mxB, "127.0.0.3", "someone@remote.example", user); !strings.Contains(out, "queued as") {
-		t.Fatalf("delivery through B refused:\n%s", out)
-	}
-	// The balancer's address (127.0.0.1) is trusted, the client's is not:
-	// relaying is refused, so popgate decided on the client's address.
-	if out := swaksSend(t, mxA, "127.0.0.2", user, "friend@remote.example"); !strings.Contains(out, "554 5.7.1") {
-		t.Fatalf("relay through the balancer before any login was not refused:\n%s", out)
-	}
-
-	// Read through A: the message B took in.
-	c := popOpen(t, "127.0.0.2", popA, user, pass)
-	c.expect("STAT", "+OK 1 ")
-	c.expect("RETR 1", "+OK")
-	var body strings.Builder
-	for {
-		line, err := c.r.ReadString('\n')
+		s, err := assemble(cfg, options{logger: logger})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if line == ".\r\n" {
-			break
+		if withMetrics {
+			if err := m.instrument(s); err != nil {
+				t.Fatal(err)
+			}
 		}
-		body.WriteString(line)
-	}
-	if !strings.Contains(body.String(), "hello from swaks") {
-		t.Fatalf("message read through A:\n%s", body.String())
-	}
-
-	// [IN-USE] across instances while A's session lives.
-	if got := popTry(t, "127.0.0.5", popB, user, pass); !strings.HasPrefix(got, "-ERR [IN-USE]") {
-		t.Fatalf("login on B while A holds the mailbox: %q, want -ERR [IN-USE]", got)
-	}
-
-	// The login on A granted 127.0.0.2, the client, not 127.0.0.1.
-	out, err := runCmd(t, "", binary(t), "grants", "list", "--config", cfgA)
-	if err != nil || !strings.Contains(out, "127.0.0.2") || strings.Contains(out, "127.0.0.1") {
-		t.Fatalf("grants on A: %v\n%s", err, out)
-	}
-	if out := swaksSend(t, mxA, "127.0.0.2", user, "friend@remote.example"); !strings.Contains(out, "queued as") {
-		t.Fatalf("relay from the granted client through A refused:\n%s", out)
-	}
-	if out := swaksSend(t, mxA, "127.0.0.4", user, "friend@remote.example"); !strings.Contains(out, "554 5.7.1") {
-		t.Fatalf("relay from another client through the same balancer allowed:\n%s", out)
-	}
-	if !strings.Contains(a.stderr.String(), "remote=127.0.0.2") {
-		t.Errorf("A's log does not name the client address")
-	}
-
-	// A direct client may not claim an address with a PROXY header.
-	liar := dialFrom(t, "127.0.0.6", b.pop)
-	liar.expect("", "+OK")
-	liar.expect("PROXY TCP4 127.0.0.2 127.0.0.1 40000 110", "-ERR")
-	direct, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 6)}}).Dial("tcp", b.mx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer direct.Close()
-	src := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2), Port: 40000}
-	if _, err := proxyproto.HeaderProxyFromAddrs(2, src, direct.RemoteAddr()).WriteTo(direct); err != nil {
-		t.Fatal(err)
-	}
-	smtp := &conversation{t: t, conn: direct, r: bufio.NewReader(direct)}
-	smtp.expect("", "220")
-	smtp.expect("", "421")
-
-	// HAProxy's health checks (PROXY v2 LOCAL) found every server up.
-	if strings.Contains(hlog.String(), "is DOWN") {
-		t.Errorf("HAProxy marked a server down:\n%s", hlog)
-	}
-	if !strings.Contains(a.stderr.String(), "pop3 proxy health check") {
-		t.Errorf("A logged no health check")
-	}
-
-	// kill -9 of the session holder (with a deletion pending): its lease
-	// stays behind, then expires, and B serves the mailbox, untouched.
-	c.expect("DELE 1", "+OK")
-	if err := a.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	_ = a.cmd.Wait()
-	lease := filepath.Join(mailDir, "example.com", "alice", "popgate.lease")
-	if _, err := os.Stat(lease); err != nil {
-		t.Fatalf("lease of the killed instance: %v, want it left behind", err)
-	}
-	waitUntil(t, "B to take over the killed instance's lease", 4*sharedLease, func() bool {
-		got := popTry(t, "127.0.0.5", popB, user, pass)
-		if strings.HasPrefix(got, "-ERR [IN-USE]") {
-			return false
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.run(ctx, nil) }()
+		t.Cleanup(func() { cancel(); <-done })
+		cfgPath := filepath.Join(dir, "popgate.toml")
+		toml := fmt.Sprintf("domains = [\"example.com\"]\ndata_dir = %q\n[pop3]\nlisten = []\n[smtp]\nlisten = []\nsubmission = [\"127.0.0.1:0\"]\n", dir)
+		if err := os.WriteFile(cfgPath, []byte(toml), 0o644); err != nil {
+			t.Fatal(err)
 		}
-		if !strings.HasPrefix(got, "+OK") {
-			t.Fatalf("login on B after the kill: %q", got)
+		cli := func(args ...string) (string, int) {
+			var out, errb strings.Builder
+			code := run(context.Background(), &env{stdout: &out, stderr: &errb}, append(args, "--config", cfgPath))
+			return out.String() + errb.String(), code
 		}
-		return true
+		return s, cli
+	}
+	ss.a, ss.cliA = start(true)
+	ss.b, ss.cliB = start(false)
+	waitFor(t, "both instances sharing", func() bool { return ss.a.shared.Status().Up && ss.b.shared.Status().Up })
+	return ss
+}
+
+func hasGrant(s *services, ip string) bool {
+	_, ok := s.grants.Lookup(netip.MustParseAddr(ip))
+	return ok
+}
+
+// TestInteropSharedGrantsTwoServers: a POP3 login on A relays on B, shows
+// in B's access.db mirror, `grants list` and `access why`; revoke-user on
+// B ends it on A. With redis-server killed, A still relays for its own
+// logins and B for none of them, `health` and the metrics say so; with
+// redis-server back, A's outage grant relays on B.
+func TestInteropSharedGrantsTwoServers(t *testing.T) {
+	ss := startSharedServers(t)
+	a, b := ss.a, ss.b
+	if got := trySend(t, "127.0.0.2", b.addr("smtp.listen"), "alice@example.com", "friend@remote.example"); !strings.HasPrefix(got, "554 5.7.1") {
+		t.Fatalf("B before any login: %q", got)
+	}
+	popLogin(t, "127.0.0.2", a.addr("pop3.listen"), "alice@example.com", "alice's secret")
+	waitFor(t, "A's grant on B", func() bool { return hasGrant(b, "127.0.0.2") })
+	if got := trySend(t, "127.0.0.2", b.addr("smtp.listen"), "alice@example.com", "friend@remote.example"); !strings.HasPrefix(got, "250") {
+		t.Fatalf("B after a login on A: %q, want 250", got)
+	}
+	if got := trySend(t, "127.0.0.3", b.addr("smtp.listen"), "alice@example.com", "friend@remote.example"); !strings.HasPrefix(got, "554 5.7.1") {
+		t.Fatalf("B from another address: %q", got)
+	}
+	// Each instance writes its own mirror from the shared set.
+	waitFor(t, "A's grant in B's access.db", func() bool {
+		return mapValue(t, b.cfg.Relay.Mirror[0].Path, "connect:127.0.0.2") == "RELAY"
 	})
-	served := popOpen(t, "127.0.0.5", popB, user, pass)
-	served.expect("STAT", "+OK 1 ")
-	served.expect("QUIT", "+OK")
-	if !strings.Contains(b.stderr.String(), "taking over a lease") {
-		t.Errorf("B did not log the takeover:\n%s", b.stderr)
+	if out, code := ss.cliB("grants", "list"); code != 0 || !strings.Contains(out, "127.0.0.2") || !strings.Contains(out, "alice@example.com") {
+		t.Errorf("grants list on B: %d %q", code, out)
+	}
+	out, code := ss.cliB("access", "why", "127.0.0.2", "--from", "alice@example.com", "--to", "friend@remote.example")
+	if code != 0 || !strings.Contains(out, "relay") || !strings.Contains(out, "alice@example.com") {
+		t.Errorf("access why on B: %d %q", code, out)
+	}
+	if out, code := ss.cliB("health"); code != 0 || !strings.Contains(out, "grants shared: up since") || !strings.Contains(out, "via redis://127.0.0.1:") || strings.Contains(out, "s3cret") {
+		t.Errorf("health on B: %d %q", code, out)
+	}
+	if out, code := ss.cliB("grants", "revoke-user", "alice@example.com"); code != 0 || !strings.Contains(out, "revoked 1 grant") {
+		t.Fatalf("revoke-user on B: %d %q", code, out)
+	}
+	waitFor(t, "the revocation on A", func() bool { return !hasGrant(a, "127.0.0.2") })
+	if got := trySend(t, "127.0.0.2", a.addr("smtp.listen"), "alice@example.com", "friend@remote.example"); !strings.HasPrefix(got, "554 5.7.1") {
+		t.Fatalf("A after revoke-user on B: %q", got)
+	}
+
+	// Redis killed: nothing opens, A's own logins still relay through A.
+	popLogin(t, "127.0.0.4", a.addr("pop3.listen"), "bob@example.com", "bob-password")
+	waitFor(t, "a grant known before the outage", func() bool { return hasGrant(b, "127.0.0.4") })
+	ss.redis.Kill()
+	waitFor(t, "the outage seen by both", func() bool { return !a.shared.Status().Up && !b.shared.Status().Up })
+	if got := trySend(t, "127.0.0.4", b.addr("smtp.listen"), "bob@example.com", "friend@remote.example"); !strings.HasPrefix(got, "250") {
+		t.Fatalf("B during the outage, grant known before: %q", got)
+	}
+	popLogin(t, "127.0.0.5", a.addr("pop3.listen"), "bob@example.com", "bob-password")
+	if got := trySend(t, "127.0.0.5", a.addr("smtp.listen"), "bob@example.com", "friend@remote.example"); !strings.HasPrefix(got, "250") {
+		t.Fatalf("A during the outage, its own login: %q", got)
+	}
+	if got := trySend(t, "127.0.0.5", b.addr("smtp.listen"), "bob@example.com", "friend@remote.example"); !strings.HasPrefix(got, "554 5.7.1") {
+		t.Fatalf("B during the outage relays for a login it never saw: %q", got)
+	}
+	if out, code := ss.cliA("health"); code != 0 || !strings.Contains(out, "grants shared: DEGRADED") || !strings.Contains(out, "local grants only, 2 waiting to be shared") {
+		t.Errorf("health on A during the outage: %d %q", code, out)
+	}
+	body := scrape(t, ss.metricsURL)
+	for _, want := range []string{"popgate_grants_store_up 0", `popgate_grants_sharing_total{event="lost"} 1`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics during the outage lack %q", want)
+		}
+	}
+
+	ss.redis.Restart()
+	waitFor(t, "A's outage grant on B", func() bool { return hasGrant(b, "127.0.0.5") })
+	if got := trySend(t, "127.0.0.5", b.addr("smtp.listen"), "bob@example.com", "friend@remote.example"); !strings.HasPrefix(got, "250") {
+		t.Fatalf("B after Redis returned: %q", got)
+	}
+	waitFor(t, "A back", func() bool { return a.shared.Status().Up })
+	// The restoration is logged (and so counted) just after it is done.
+	waitFor(t, "the restoration counted", func() bool {
+		return strings.Contains(scrape(t, ss.metricsURL), `popgate_grants_sharing_total{event="restored"} 1`)
+	})
+	body = scrape(t, ss.metricsURL)
+	for _, want := range []string{"popgate_grants_store_up 1", `popgate_grants_sharing_total{event="written_back"} 2`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics after the return lack %q", want)
+		}
+	}
+	if out, code := ss.cliA("health"); code != 0 || !strings.Contains(out, "(1 outages, 2 grants written back)") {
+		t.Errorf("health on A after the return: %d %q", code, out)
+	}
+}
+
+// TestInteropSharedWrongPassword: a wrong password is an outage, not an
+// open relay: the instance serves its own logins and says why in health.
+func TestInteropSharedWrongPassword(t *testing.T) {
+	rs := redistest.StartWithPassword(t, "the right one")
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	cfg.Relay.GrantsURL = "redis://:the-wrong-one@" + rs.Addr() + "/0"
+	s := startServer(t, cfg, &fakeClock{})
+	waitFor(t, "the refusal", func() bool { return s.shared.Status().LastError != "" })
+	if st := s.shared.Status(); st.Up || !strings.Contains(st.LastError, "WRONGPASS") && !strings.Contains(st.LastError, "invalid") {
+		t.Fatalf("status: %+v", st)
+	}
+	popLogin(t, "127.0.0.2", s.addr("pop3.listen"), "alice@example.com", "alice's secret")
+	if got := trySend(t, "127.0.0.2", s.addr("smtp.listen"), "alice@example.com", "friend@remote.example"); !strings.HasPrefix(got, "250") {
+		t.Fatalf("own login without the store: %q", got)
+	}
+	if got := trySend(t, "127.0.0.3", s.addr("smtp.listen"), "alice@example.com", "friend@remote.example"); !strings.HasPrefix(got, "554 5.7.1") {
+		t.Fatalf("open relay: %q", got)
 	}
 }
