@@ -54,8 +54,10 @@ type Options struct {
 	// '-', '.'; at most 20 bytes are used), the same
 	// across its restarts and different from every other instance sharing
 	// the maildirs. With it, a restarted instance takes over at once the
-	// leases its killed predecessor left; without it, they expire. Empty:
-	// none.
+	// leases its killed predecessor left; without it, they expire. Only
+	// one Store per Instance may exist at a time (`popgate serve` makes
+	// one): a second, say a CLI tool beside the server, would take the
+	// server's live leases. Empty: none.
 	Instance string
 	// LeaseTTL is how long a session's claim on a mailbox lasts unless
 	// renewed (see Mailbox.Lock); default DefaultLeaseTTL. Instances
