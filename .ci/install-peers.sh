@@ -6,6 +6,7 @@
 # because sendmail-bin conflicts with postfix;
 # podman, lintian and debootstrap for the image and package tests.
 # redis-server for the shared grants (relay.grants_url).
+# haproxy for several instances behind a PROXY-protocol balancer.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""
@@ -42,6 +43,7 @@ packages=(
   lintian
   debootstrap
   redis-server
+  haproxy
 )
 $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 

@@ -189,3 +189,24 @@ func BenchmarkDeliverMail(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLockUnlock is the locking cost of one POP3 session on a real
+// disk: in-process lock, lease created (write aside, link, remove the
+// aside file) and released (read, rename aside, read back, remove).
+func BenchmarkLockUnlock(b *testing.B) {
+	s := NewStore(afero.NewOsFs(), b.TempDir(), Options{LeaseRenew: time.Hour})
+	mb, err := s.Open("example.com", "alice")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		unlock, err := mb.Lock()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := unlock(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -10,7 +10,8 @@
 // carries Delivered-To for one of its mailboxes is refused (ErrMailLoop).
 // Either way a failure, a full disk included, leaves nothing in any new/.
 // The POP3 side opens a Mailbox, locks it for the session (in-process and
-// with flock(2) on <maildir>/popgate.lock), lists new/ and cur/ in delivery
+// with a renewed, expiring lease in <maildir>/popgate.lease that works on
+// a volume shared by several instances), lists new/ and cur/ in delivery
 // order, streams messages, marks them seen (new/ -> cur/, ":2,S") and
 // deletes them at QUIT.
 //

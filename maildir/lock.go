@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	iofs "io/fs"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -12,22 +11,15 @@ import (
 	"github.com/spf13/afero"
 )
 
-// lockFile is the file flock(2)ed in each maildir while a session holds it,
-// so two popgate processes exclude each other. It is never removed:
-// unlinking a lock file lets a third process lock a fresh inode.
-const lockFile = "popgate.lock"
-
-// fdFile is implemented by files of the OS filesystem (*os.File).
-type fdFile interface {
-	Fd() uintptr
-}
-
 // Lock takes the mailbox exclusively, for one POP3 session. It fails with
 // ErrLocked when this process already holds it, or when another process
-// holds the flock on <maildir>/popgate.lock (on the OS filesystem; the
-// kernel releases that if the holder dies, even by kill -9). It creates a
-// missing maildir, and removes files a crashed delivery left in tmp/.
-// unlock releases it; calling unlock again does nothing.
+// (on this machine or another sharing the maildirs) holds an unexpired
+// lease on it (<maildir>/popgate.lease, see leaseFile). The lease is
+// renewed every Options.LeaseRenew while the session lives; one left by a
+// process that died, even by kill -9, expires after Options.LeaseTTL and
+// is then taken over. Lock creates a missing maildir, and removes files a
+// crashed delivery left in tmp/. unlock releases it; calling unlock again
+// does nothing.
 func (m *Mailbox) Lock() (unlock func() error, err error) {
 	s := m.s
 	s.mu.Lock()
@@ -43,49 +35,65 @@ func (m *Mailbox) Lock() (unlock func() error, err error) {
 		s.mu.Unlock()
 	}
 
-	f, err := m.lockOS()
+	if err := s.ensureMaildir(m.dir); err != nil {
+		release()
+		return nil, fmt.Errorf("maildir: lock: %w", err)
+	}
+	l, err := s.acquireLease(m.dir)
 	if err != nil {
 		release()
 		return nil, err
 	}
+	m.lease = l
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go l.keep(stop, done)
 	m.cleanTmp()
 	var once sync.Once
 	return func() error {
 		var err error
 		once.Do(func() {
-			if f != nil {
-				// Closing the descriptor drops the flock.
-				if cerr := f.Close(); cerr != nil {
-					err = fmt.Errorf("maildir: unlock %s: %w", m.dir, cerr)
-				}
-			}
+			close(stop)
+			<-done
+			err = l.release()
 			release()
 		})
 		return err
 	}, nil
 }
 
-// lockOS opens and flocks the lock file. On filesystems without file
-// descriptors (MemMapFs) it returns nil: the in-process lock is all there is.
-func (m *Mailbox) lockOS() (afero.File, error) {
-	if err := m.s.ensureMaildir(m.dir); err != nil {
-		return nil, fmt.Errorf("maildir: lock: %w", err)
+// keep renews the lease every LeaseRenew until stop is closed. A lost
+// lease is logged; the session notices at its next commit (checkLease).
+func (l *lease) keep(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(l.s.leaseRenew)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			if err := l.renew(); err != nil {
+				l.s.log.Error("maildir: lease not renewed", "dir", l.dir, "err", err)
+				if errors.Is(err, errLeaseLost) {
+					return
+				}
+			}
+		}
 	}
-	p := filepath.Join(m.dir, lockFile)
-	f, err := m.s.fs.OpenFile(p, os.O_RDWR|os.O_CREATE, filePerm)
-	if err != nil {
-		return nil, fmt.Errorf("maildir: lock %s: %w", p, err)
+}
+
+// checkLease fails when the mailbox was locked by this Mailbox and its
+// lease has since been lost (expired while renewals failed, and taken
+// over): changing the maildir then could undo another session's work.
+func (m *Mailbox) checkLease() error {
+	if m.lease == nil {
+		return nil
 	}
-	fd, ok := f.(fdFile)
-	if !ok {
-		_ = f.Close()
-		return nil, nil
+	if err := m.lease.check(); err != nil {
+		return fmt.Errorf("%w: %w", err, ErrLocked)
 	}
-	if err := flock(fd.Fd()); err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("maildir: lock %s: %w", p, err)
-	}
-	return f, nil
+	return nil
 }
 
 // staleTmpAge is when a file in tmp/ is a crashed delivery's leftover:

@@ -65,8 +65,9 @@ func TestLockTwoStoresOnDisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(root, "example.com", "alice", lockFile)); err != nil {
-		t.Errorf("lock file: %v", err)
+	lease := filepath.Join(root, "example.com", "alice", leaseFile)
+	if _, err := os.Stat(lease); err != nil {
+		t.Errorf("lease file: %v", err)
 	}
 	mb2 := mustOpen(t, s2, "example.com", "alice")
 	if _, err := mb2.Lock(); !errors.Is(err, ErrLocked) {
@@ -74,6 +75,9 @@ func TestLockTwoStoresOnDisk(t *testing.T) {
 	}
 	if err := unlock(); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(lease); !os.IsNotExist(err) {
+		t.Errorf("lease file after unlock: %v, want gone", err)
 	}
 	unlock2, err := mb2.Lock()
 	if err != nil {
@@ -109,6 +113,9 @@ func TestLockHelperProcess(t *testing.T) {
 	select {}
 }
 
+// TestLockReleasedWhenHolderKilled: a process killed with -9 cannot
+// release its lease; the mailbox stays locked until the lease expires (on
+// the taker's clock), then it is taken over.
 func TestLockReleasedWhenHolderKilled(t *testing.T) {
 	root := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestLockHelperProcess$")
@@ -125,7 +132,8 @@ func TestLockReleasedWhenHolderKilled(t *testing.T) {
 	if err != nil || line != "locked\n" {
 		t.Fatalf("helper said %q, %v", line, err)
 	}
-	mb := mustOpen(t, NewStore(afero.NewOsFs(), root, Options{}), "example.com", "alice")
+	clk := &testClock{t: time.Now()}
+	mb := mustOpen(t, NewStore(afero.NewOsFs(), root, Options{Now: clk.now}), "example.com", "alice")
 	if _, err := mb.Lock(); !errors.Is(err, ErrLocked) {
 		t.Fatalf("Lock while another process holds it: %v, want ErrLocked", err)
 	}
@@ -133,6 +141,10 @@ func TestLockReleasedWhenHolderKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
+	if _, err := mb.Lock(); !errors.Is(err, ErrLocked) {
+		t.Fatalf("Lock right after the holder was killed: %v, want ErrLocked until the lease expires", err)
+	}
+	clk.advance(DefaultLeaseTTL + time.Second)
 	unlock, err := mb.Lock()
 	if err != nil {
 		t.Fatalf("Lock after the holder was killed: %v", err)

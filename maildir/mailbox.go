@@ -14,8 +14,9 @@ import (
 
 // Mailbox is one user's maildir as POP3 sees it.
 type Mailbox struct {
-	s   *Store
-	dir string
+	s     *Store
+	dir   string
+	lease *lease // set by Lock: the claim Delete and MarkSeen check first
 }
 
 // Message is one message of a List snapshot.
@@ -250,6 +251,9 @@ func (m *Mailbox) namesByBase() (map[string]string, error) {
 // Delete removes the messages' files, wherever in new/ or cur/ they are
 // now, and fsyncs the directories. A file already gone is not an error.
 func (m *Mailbox) Delete(msgs []Message) error {
+	if err := m.checkLease(); err != nil {
+		return err
+	}
 	var byBase map[string]string // read only if a file moved
 	dirty := map[string]bool{}
 	for _, msg := range msgs {
@@ -292,6 +296,9 @@ func (m *Mailbox) Delete(msgs []Message) error {
 func (m *Mailbox) MarkSeen(msgs []Message) error {
 	if len(msgs) == 0 {
 		return nil
+	}
+	if err := m.checkLease(); err != nil {
+		return err
 	}
 	// A maildir made by another program may lack cur/; without it every
 	// rename below would look like a vanished message.

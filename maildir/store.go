@@ -50,6 +50,21 @@ type Options struct {
 	Hostname string
 	// Now is the clock for file names; default time.Now.
 	Now func() time.Time
+	// Instance is a stable id of this popgate instance (letters, digits,
+	// '-', '.'; at most 20 bytes are used), the same
+	// across its restarts and different from every other instance sharing
+	// the maildirs. With it, a restarted instance takes over at once the
+	// leases its killed predecessor left; without it, they expire. Only
+	// one Store per Instance may exist at a time (`popgate serve` makes
+	// one): a second, say a CLI tool beside the server, would take the
+	// server's live leases. Empty: none.
+	Instance string
+	// LeaseTTL is how long a session's claim on a mailbox lasts unless
+	// renewed (see Mailbox.Lock); default DefaultLeaseTTL. Instances
+	// sharing the maildirs need clocks in step to well within it.
+	LeaseTTL time.Duration
+	// LeaseRenew is how often a held claim is renewed; default LeaseTTL/3.
+	LeaseRenew time.Duration
 	// Logger receives warnings (unreadable files, corrupt indexes);
 	// default discards.
 	Logger *slog.Logger
@@ -63,15 +78,19 @@ type Address struct {
 // Store is the tree of maildirs under root: <root>/<domain>/<local>/{cur,new,tmp}.
 // It is safe for concurrent use.
 type Store struct {
-	fs       afero.Fs
-	root     string
-	hostname string
-	now      func() time.Time
-	log      *slog.Logger
-	pid      int
-	seq      atomic.Uint64
-	bufs     sync.Pool // *writeBuf, scratch space for deliveries
-	ready    sync.Map  // maildir path → struct{}: known to be complete
+	fs          afero.Fs
+	root        string
+	hostname    string
+	now         func() time.Time
+	instance    string // Options.Instance
+	incarnation string // random id of this Store, in lease owners
+	leaseTTL    time.Duration
+	leaseRenew  time.Duration
+	log         *slog.Logger
+	pid         int
+	seq         atomic.Uint64
+	bufs        sync.Pool // *writeBuf, scratch space for deliveries
+	ready       sync.Map  // maildir path → struct{}: known to be complete
 
 	mu      sync.Mutex
 	locked  map[string]bool       // maildir paths locked by this process
@@ -85,17 +104,30 @@ func NewStore(fs afero.Fs, root string, opts Options) *Store {
 		host, _ = os.Hostname()
 	}
 	s := &Store{
-		fs:       fs,
-		root:     filepath.Clean(root),
-		hostname: sanitizeHostname(host),
-		now:      opts.Now,
-		log:      opts.Logger,
-		pid:      os.Getpid(),
-		locked:   make(map[string]bool),
-		bufs:     sync.Pool{New: newWriteBuf},
+		fs:          fs,
+		root:        filepath.Clean(root),
+		hostname:    sanitizeHostname(host),
+		now:         opts.Now,
+		instance:    opts.Instance,
+		incarnation: randomHex(4),
+		leaseTTL:    opts.LeaseTTL,
+		leaseRenew:  opts.LeaseRenew,
+		log:         opts.Logger,
+		pid:         os.Getpid(),
+		locked:      make(map[string]bool),
+		bufs:        sync.Pool{New: newWriteBuf},
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.instance != "" {
+		s.instance = sanitizeHostname(s.instance) // no ':', fits a lease owner
+	}
+	if s.leaseTTL <= 0 {
+		s.leaseTTL = DefaultLeaseTTL
+	}
+	if s.leaseRenew <= 0 {
+		s.leaseRenew = s.leaseTTL / 3
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

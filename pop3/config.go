@@ -82,6 +82,11 @@ type Config struct {
 	// MaxConns and MaxConnsPerIP cap concurrent connections; over a cap the
 	// client gets "-ERR [SYS/TEMP] too many connections" and is closed.
 	MaxConns, MaxConnsPerIP int
+	// ProxyNetworks are trusted balancers (HAProxy send-proxy-v2): their
+	// connections must start with a PROXY v1/v2 header, whose source
+	// address is then the client's for logins, limits and logs. Empty: no
+	// PROXY protocol.
+	ProxyNetworks []netip.Prefix
 	// Logger receives connection events; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock used for deadlines and the APOP timestamp; nil:

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	proxyproto "github.com/pires/go-proxyproto"
 )
 
 // Server is a POP3 server. Create it with NewServer, run listeners with
@@ -86,6 +88,7 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 		l.Close()
 		return ErrServerClosed
 	}
+	l = s.withProxy(l)
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
 	defer func() {
@@ -110,6 +113,10 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 			return fmt.Errorf("pop3: accept: %w", err)
 		}
 		backoff = 0
+		if pc, ok := c.(*proxyproto.Conn); ok {
+			go s.acceptProxied(pc, implicitTLS)
+			continue
+		}
 		s.accept(c, implicitTLS)
 	}
 }

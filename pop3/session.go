@@ -381,6 +381,13 @@ func (s *session) handle(raw []byte) error {
 		s.writeLine("-ERR this is a POP3 server")
 		return errClose
 	}
+	if s.commands == 1 && keyword == "PROXY" {
+		// A PROXY v1 header from a peer not in Config.ProxyNetworks: its
+		// claimed address is not believed, and the session is not served.
+		s.log.Warn("pop3 proxy header from untrusted peer")
+		s.writeLine("-ERR PROXY header not accepted from this address")
+		return errClose
+	}
 	cmd, ok := commands[keyword]
 	if !ok {
 		return s.failOrClose(protoErr("unknown command"))

@@ -107,8 +107,8 @@ func checkCommand(_ context.Context, e *env, args []string) error {
 		src = "embedded default"
 	}
 	fmt.Fprintf(e.stdout, "configuration ok (%s)\n", src)
-	fmt.Fprintf(e.stdout, "  hostname  %s\n  domains   %s\n  data_dir  %s\n  users     %s\n",
-		cfg.Hostname, strings.Join(cfg.Domains, ", "), cfg.DataDir, cfg.usersFile())
+	fmt.Fprintf(e.stdout, "  hostname  %s\n  domains   %s\n  data_dir  %s\n  mail_dir  %s\n  users     %s\n",
+		cfg.Hostname, strings.Join(cfg.Domains, ", "), cfg.DataDir, cfg.mailDir(), cfg.usersFile())
 	for _, l := range cfg.listeners() {
 		if len(l.addrs) > 0 {
 			fmt.Fprintf(e.stdout, "  %-17s %s\n", l.key, strings.Join(l.addrs, ", "))

@@ -27,6 +27,7 @@ type Config struct {
 	Hostname string   `toml:"hostname" doc:"Name used in greeting banners and Received headers. Default: the machine's host name."`
 	Domains  []string `toml:"domains" doc:"Local domains: mail for them is delivered into maildirs; anything else is relayed only when allowed."`
 	DataDir  string   `toml:"data_dir" doc:"Directory for mail/<domain>/<user>/{cur,new,tmp}, queue/ and state/. Relative paths are relative to the working directory."`
+	MailDir  string   `toml:"mail_dir" doc:"The maildir tree, <domain>/<user>/{cur,new,tmp}. Empty: <data_dir>/mail. Several instances may share it on one volume (NFS included; a POP3 session holds its mailbox with a lease file, see pop3.lock_lease) while each keeps its own data_dir for queue, state and TLS."`
 
 	Log     LogConfig     `toml:"log"`
 	Users   UsersConfig   `toml:"users"`
@@ -89,6 +90,7 @@ type POP3Config struct {
 	IdleTimeout        Duration `toml:"idle_timeout" doc:"Close a session idle this long; nothing is deleted. RFC 1939 section 3 asks for at least 10 minutes."`
 	MaxConnections     int      `toml:"max_connections" doc:"Concurrent POP3 sessions in total."`
 	MaxConnectionsIP   int      `toml:"max_connections_per_ip" doc:"Concurrent POP3 sessions from one client address (an office behind NAT is one address)."`
+	LockLease          Duration `toml:"lock_lease" doc:"How long a POP3 session's claim on its mailbox (<maildir>/popgate.lease) lasts unless renewed; it is renewed every third of this while the session lives. An instance killed with -9 leaves its mailboxes locked ([IN-USE]) for at most this long. Instances sharing mail_dir need clocks in step (NTP) to well within it."`
 	EnableAPOP         bool     `toml:"enable_apop" doc:"Offer APOP to users whose password is stored {PLAIN}. Off by default."`
 }
 
@@ -175,6 +177,7 @@ func defaultConfig() *Config {
 			Listen:         []string{"127.0.0.1:1110"},
 			ListenTLS:      []string{},
 			IdleTimeout:    Duration{10 * time.Minute},
+			LockLease:      Duration{time.Minute},
 			MaxConnections: 1000,
 			// A small office behind NAT shares one address: every mail
 			// client of the office counts against this cap.
@@ -264,6 +267,9 @@ func parseConfig(data []byte, path string) (*Config, error) {
 	if cfg.DataDir != "" && !filepath.IsAbs(cfg.DataDir) && !strings.HasPrefix(cfg.DataDir, ".") {
 		cfg.DataDir = "./" + cfg.DataDir
 	}
+	if cfg.MailDir != "" && !filepath.IsAbs(cfg.MailDir) && !strings.HasPrefix(cfg.MailDir, ".") {
+		cfg.MailDir = "./" + cfg.MailDir
+	}
 	return cfg, cfg.validate(path, pos)
 }
 
@@ -286,6 +292,9 @@ func (c *Config) validate(file string, pos map[string]int) error {
 	}
 	if c.DataDir == "" {
 		return fail("data_dir", "must not be empty")
+	}
+	if c.POP3.LockLease.Duration < 3*time.Second {
+		return fail("pop3.lock_lease", "%s is too short: at least 3s (it is renewed every third)", c.POP3.LockLease.Duration)
 	}
 	switch c.Log.Format {
 	case "text", "json":
@@ -504,6 +513,14 @@ func (c *Config) usersFile() string {
 		return c.Users.File
 	}
 	return filepath.Join(c.DataDir, "users")
+}
+
+// mailDir is the maildir tree in effect.
+func (c *Config) mailDir() string {
+	if c.MailDir != "" {
+		return c.MailDir
+	}
+	return filepath.Join(c.DataDir, "mail")
 }
 
 // controlSocket is the control socket path in effect.

@@ -105,8 +105,9 @@ func groupNameOr(name string, gid int) string {
 }
 
 // handOverDataDir gives userName:groupName what a root-started popgate
-// created in data_dir before dropping privileges: data_dir itself, its
-// mail, queue, state and tls directories, and the files directly in state
+// created in data_dir before dropping privileges: data_dir itself, the
+// mail_dir root (<data_dir>/mail by default), data_dir's queue, state and
+// tls directories, and the files directly in state
 // and tls (grants, control socket, self-signed certificate) and the users
 // file (with its .lock) when it lives in data_dir. It does not descend into mail or queue:
 // what is in them was written by the unprivileged process already. Symbolic
@@ -119,8 +120,8 @@ func handOverDataDir(cfg *Config, userName, groupName string) error {
 	if err != nil {
 		return err
 	}
-	paths := []string{cfg.DataDir}
-	for _, sub := range []string{"mail", "queue", "state", "tls"} {
+	paths := []string{cfg.DataDir, cfg.mailDir()}
+	for _, sub := range []string{"queue", "state", "tls"} {
 		dir := filepath.Join(cfg.DataDir, sub)
 		paths = append(paths, dir)
 		if sub != "state" && sub != "tls" {

@@ -89,11 +89,20 @@ func restartOnly(old, cfg *Config) []string {
 	if old.DataDir != cfg.DataDir {
 		keys = append(keys, "data_dir")
 	}
+	if old.mailDir() != cfg.mailDir() {
+		keys = append(keys, "mail_dir")
+	}
+	if old.POP3.LockLease != cfg.POP3.LockLease {
+		keys = append(keys, "pop3.lock_lease")
+	}
 	if old.TLS != cfg.TLS {
 		keys = append(keys, "tls")
 	}
 	if old.Relay.PopTTL != cfg.Relay.PopTTL || !slices.Equal(old.Relay.NeverGrant, cfg.Relay.NeverGrant) {
 		keys = append(keys, "relay.pop_ttl/never_grant")
+	}
+	if !slices.Equal(old.Relay.ProxyProtocol, cfg.Relay.ProxyProtocol) {
+		keys = append(keys, "relay.proxy_protocol")
 	}
 	if old.Relay.GrantsURL != cfg.Relay.GrantsURL || old.Relay.GrantsPasswordFile != cfg.Relay.GrantsPasswordFile {
 		keys = append(keys, "relay.grants_url")

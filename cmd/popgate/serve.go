@@ -99,10 +99,13 @@ func assemble(cfg *Config, opt options) (_ *services, err error) {
 		}
 	}()
 	fs := afero.NewOsFs()
-	for _, d := range []string{cfg.DataDir, filepath.Join(cfg.DataDir, "mail"), filepath.Join(cfg.DataDir, "state")} {
+	for _, d := range []string{cfg.DataDir, filepath.Join(cfg.DataDir, "state")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("data_dir: %w", err)
 		}
+	}
+	if err := os.MkdirAll(cfg.mailDir(), 0o700); err != nil {
+		return nil, fmt.Errorf("mail_dir: %w", err)
 	}
 	if err := ensureUsersFile(cfg); err != nil {
 		return nil, err
@@ -117,7 +120,17 @@ func assemble(cfg *Config, opt options) (_ *services, err error) {
 		return nil, err
 	}
 	s.authSvc = auth.NewService(users, auth.NewLimiter(auth.DefaultLimiterConfig(), now), logger.With("part", "auth"))
-	s.store = maildir.NewStore(fs, filepath.Join(cfg.DataDir, "mail"), maildir.Options{Hostname: cfg.Hostname, Now: now, Logger: logger.With("part", "maildir")})
+	instance, err := instanceID(fs, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	s.store = maildir.NewStore(fs, cfg.mailDir(), maildir.Options{
+		Hostname: cfg.Hostname,
+		Instance: instance,
+		Now:      now,
+		LeaseTTL: cfg.POP3.LockLease.Duration,
+		Logger:   logger.With("part", "maildir"),
+	})
 
 	localDomains := map[string]bool{}
 	for _, d := range cfg.Domains {
@@ -177,6 +190,7 @@ func assemble(cfg *Config, opt options) (_ *services, err error) {
 		IdleTimeout:   cfg.POP3.IdleTimeout.Duration,
 		MaxConns:      cfg.POP3.MaxConnections,
 		MaxConnsPerIP: cfg.POP3.MaxConnectionsIP,
+		ProxyNetworks: prefixes(cfg.Relay.ProxyProtocol),
 		Logger:        logger,
 		// No injected clock: pop3 sets socket deadlines from its clock,
 		// and those must follow real time.
