@@ -14,7 +14,7 @@ func (e *env) dialProxied(t *testing.T, h *proxyproto.Header) *client {
 	t.Helper()
 	c := e.dial(t)
 	if h != nil {
-		if _, err := h.WriteTo(c.conn); err != nil {
+		if _, err := h.WriteTo(c.Conn); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -43,11 +43,11 @@ func TestProxyClientAddress(t *testing.T) {
 			dst = &net.TCPAddr{IP: net.IPv6loopback, Port: 110}
 		}
 		c := e.dialProxied(t, proxyproto.HeaderProxyFromAddrs(tc.version, src, dst))
-		c.login("bob@example.com", "pass word")
+		login(c, "bob@example.com", "pass word")
 		if got, want := <-e.obs.ch, "bob@example.com "+tc.src; got != want {
 			t.Errorf("v%d: observer got %q, want %q", tc.version, got, want)
 		}
-		c.run([]step{{"QUIT", "+OK", nil}})
+		run(c, []step{{"QUIT", "+OK", nil}})
 	}
 	if logs := e.logs.String(); !strings.Contains(logs, "remote=198.51.100.9") {
 		t.Errorf("logs do not name the client address:\n%s", logs)
@@ -61,18 +61,18 @@ func TestProxyHeaderRequiredFromBalancer(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, trustLoopback)
 	c := e.dial(t)
-	c.send("USER alice@example.com")
-	c.closed()
+	c.Send("USER alice@example.com")
+	c.Closed()
 
 	local := &proxyproto.Header{Version: 2, Command: proxyproto.LOCAL, TransportProtocol: proxyproto.UNSPEC}
-	e.dialProxied(t, local).closed()
+	e.dialProxied(t, local).Closed()
 
 	if logs := e.logs.String(); !strings.Contains(logs, "pop3 proxy header missing") {
 		t.Errorf("no log of the missing header:\n%s", logs)
 	}
 	// The server goes on.
 	ok := e.dialProxied(t, proxyproto.HeaderProxyFromAddrs(2, &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1}, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 110}))
-	ok.run([]step{{"", "+OK", nil}, {"QUIT", "+OK", nil}})
+	run(ok, []step{{"", "+OK", nil}, {"QUIT", "+OK", nil}})
 }
 
 // TestProxyHeaderFromUntrustedPeer: a direct client is served as itself
@@ -84,13 +84,13 @@ func TestProxyHeaderFromUntrustedPeer(t *testing.T) {
 		c.ProxyNetworks = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 	})
 	c := e.dial(t)
-	c.login("alice@example.com", "secret")
+	login(c, "alice@example.com", "secret")
 	if got := <-e.obs.ch; got != "alice@example.com 127.0.0.1" {
 		t.Fatalf("observer got %q, want the peer's own address", got)
 	}
 
 	liar := e.dial(t)
-	liar.run([]step{
+	run(liar, []step{
 		{"", "+OK", nil},
 		{"PROXY TCP4 198.51.100.9 127.0.0.1 40000 110", "-ERR PROXY header not accepted", nil},
 		{"", "<closed>", nil},

@@ -7,7 +7,6 @@ package main
 // headers, and clients on distinct loopback addresses.
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"os"
@@ -21,7 +20,9 @@ import (
 
 	proxyproto "github.com/pires/go-proxyproto"
 
-	"github.com/popgate/popgate/internal/redistest"
+	"github.com/popgate/popgate/acl/redistest"
+	"github.com/popgate/popgate/pop3/pop3test"
+	"github.com/popgate/popgate/smtp/smtptest"
 )
 
 // sharedLease is pop3.lock_lease in this test: the shortest allowed, so
@@ -108,25 +109,23 @@ func haproxy(t *testing.T, backends ...string) ([]string, *lockedBuffer) {
 }
 
 // popOpen logs user in over POP3 from the given local address.
-func popOpen(t *testing.T, from, addr, user, pass string) *conversation {
+func popOpen(t *testing.T, from, addr, user, pass string) *pop3test.Client {
 	t.Helper()
-	c := dialFrom(t, from, addr)
-	c.expect("", "+OK")
-	c.expect("USER "+user, "+OK")
-	c.expect("PASS "+pass, "+OK")
+	c := pop3test.DialFrom(t, from, addr)
+	c.Login(user, pass)
 	return c
 }
 
 // popTry attempts a login and returns the reply to PASS.
 func popTry(t *testing.T, from, addr, user, pass string) string {
 	t.Helper()
-	c := dialFrom(t, from, addr)
-	c.expect("", "+OK")
-	c.expect("USER "+user, "+OK")
-	fmt.Fprintf(c.conn, "PASS %s\r\n", pass)
-	got := c.reply()
+	c := pop3test.DialFrom(t, from, addr)
+	c.Expect("", "+OK")
+	c.Expect("USER "+user, "+OK")
+	c.Send("PASS " + pass)
+	got := c.Line()
 	if strings.HasPrefix(got, "+OK") {
-		c.expect("QUIT", "+OK")
+		c.Expect("QUIT", "+OK")
 	}
 	return got
 }
@@ -174,11 +173,11 @@ func TestInteropSharedInstancesBehindHAProxy(t *testing.T) {
 
 	// Read through A: the message B took in.
 	c := popOpen(t, "127.0.0.2", popA, user, pass)
-	c.expect("STAT", "+OK 1 ")
-	c.expect("RETR 1", "+OK")
+	c.Expect("STAT", "+OK 1 ")
+	c.Expect("RETR 1", "+OK")
 	var body strings.Builder
 	for {
-		line, err := c.r.ReadString('\n')
+		line, err := c.R.ReadString('\n')
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,9 +211,9 @@ func TestInteropSharedInstancesBehindHAProxy(t *testing.T) {
 	}
 
 	// A direct client may not claim an address with a PROXY header.
-	liar := dialFrom(t, "127.0.0.6", b.pop)
-	liar.expect("", "+OK")
-	liar.expect("PROXY TCP4 127.0.0.2 127.0.0.1 40000 110", "-ERR")
+	liar := pop3test.DialFrom(t, "127.0.0.6", b.pop)
+	liar.Expect("", "+OK")
+	liar.Expect("PROXY TCP4 127.0.0.2 127.0.0.1 40000 110", "-ERR")
 	direct, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 6)}}).Dial("tcp", b.mx)
 	if err != nil {
 		t.Fatal(err)
@@ -224,9 +223,9 @@ func TestInteropSharedInstancesBehindHAProxy(t *testing.T) {
 	if _, err := proxyproto.HeaderProxyFromAddrs(2, src, direct.RemoteAddr()).WriteTo(direct); err != nil {
 		t.Fatal(err)
 	}
-	smtp := &conversation{t: t, conn: direct, r: bufio.NewReader(direct)}
-	smtp.expect("", "220")
-	smtp.expect("", "421")
+	smtp := smtptest.NewClient(t, direct)
+	smtp.Expect("", "220")
+	smtp.Expect("", "421")
 
 	// HAProxy's health checks (PROXY v2 LOCAL) found every server up.
 	if strings.Contains(hlog.String(), "is DOWN") {
@@ -238,7 +237,7 @@ func TestInteropSharedInstancesBehindHAProxy(t *testing.T) {
 
 	// kill -9 of the session holder (with a deletion pending): its lease
 	// stays behind, then expires, and B serves the mailbox, untouched.
-	c.expect("DELE 1", "+OK")
+	c.Expect("DELE 1", "+OK")
 	if err := a.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -258,8 +257,8 @@ func TestInteropSharedInstancesBehindHAProxy(t *testing.T) {
 		return true
 	})
 	served := popOpen(t, "127.0.0.5", popB, user, pass)
-	served.expect("STAT", "+OK 1 ")
-	served.expect("QUIT", "+OK")
+	served.Expect("STAT", "+OK 1 ")
+	served.Expect("QUIT", "+OK")
 	if !strings.Contains(b.stderr.String(), "taking over a lease") {
 		t.Errorf("B did not log the takeover:\n%s", b.stderr)
 	}

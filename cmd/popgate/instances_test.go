@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/afero"
+
+	"github.com/popgate/popgate/pop3/pop3test"
 )
 
 // sharedPair assembles two popgate instances with their own data_dir and
@@ -31,12 +33,10 @@ func sharedPair(t *testing.T) (a, b *testServer, clockB *fakeClock, mailDir stri
 	return start("a", &fakeClock{}), start("b", clockB), clockB, mailDir
 }
 
-func popSession(t *testing.T, addr, user, pass string) *conversation {
+func popSession(t *testing.T, addr, user, pass string) *pop3test.Client {
 	t.Helper()
-	c := dialFrom(t, "127.0.0.5", addr)
-	c.expect("", "+OK")
-	c.expect("USER "+user, "+OK")
-	c.expect("PASS "+pass, "+OK")
+	c := pop3test.DialFrom(t, "127.0.0.5", addr)
+	c.Login(user, pass)
 	return c
 }
 
@@ -55,18 +55,18 @@ func TestSharedMailDirTwoInstances(t *testing.T) {
 	}
 
 	c := popSession(t, a.addr("pop3.listen"), "bob@example.com", "bob-password")
-	c.expect("STAT", "+OK 1 ")
+	c.Expect("STAT", "+OK 1 ")
 
-	other := dialFrom(t, "127.0.0.5", b.addr("pop3.listen"))
-	other.expect("", "+OK")
-	other.expect("USER bob@example.com", "+OK")
-	other.expect("PASS bob-password", "-ERR [IN-USE]")
+	other := pop3test.DialFrom(t, "127.0.0.5", b.addr("pop3.listen"))
+	other.Expect("", "+OK")
+	other.Expect("USER bob@example.com", "+OK")
+	other.Expect("PASS bob-password", "-ERR [IN-USE]")
 
-	c.expect("DELE 1", "+OK")
-	c.expect("QUIT", "+OK")
+	c.Expect("DELE 1", "+OK")
+	c.Expect("QUIT", "+OK")
 	c = popSession(t, b.addr("pop3.listen"), "bob@example.com", "bob-password")
-	c.expect("STAT", "+OK 0 0")
-	c.expect("QUIT", "+OK")
+	c.Expect("STAT", "+OK 0 0")
+	c.Expect("QUIT", "+OK")
 }
 
 // TestSharedMailDirLeaseExpiry: an instance that stops renewing (here:
@@ -78,15 +78,15 @@ func TestSharedMailDirLeaseExpiry(t *testing.T) {
 		t.Fatalf("delivery on B: %q", got)
 	}
 	onA := popSession(t, a.addr("pop3.listen"), "bob@example.com", "bob-password")
-	onA.expect("DELE 1", "+OK")
+	onA.Expect("DELE 1", "+OK")
 
 	clockB.advance(a.cfg.POP3.LockLease.Duration + time.Second)
 	onB := popSession(t, b.addr("pop3.listen"), "bob@example.com", "bob-password")
-	onB.expect("STAT", "+OK 1 ")
+	onB.Expect("STAT", "+OK 1 ")
 
-	onA.expect("QUIT", "-ERR [SYS/TEMP]")
-	onB.expect("STAT", "+OK 1 ")
-	onB.expect("QUIT", "+OK")
+	onA.Expect("QUIT", "-ERR [SYS/TEMP]")
+	onB.Expect("STAT", "+OK 1 ")
+	onB.Expect("QUIT", "+OK")
 }
 
 func TestMailDirConfig(t *testing.T) {
