@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -255,5 +256,45 @@ func TestLeaseLeftByEarlierRun(t *testing.T) {
 	}
 	if err := unlock(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLockOnFullDisk: with no room for the lease file (ENOSPC or EDQUOT)
+// a session still gets its mailbox, locked in this process, so users can
+// read and delete mail on a full disk; a second session in the same
+// process is still refused, and with room again the lease is written.
+func TestLockOnFullDisk(t *testing.T) {
+	for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT} {
+		var budget int64
+		mem := afero.NewMemMapFs()
+		s := NewStore(fullFs{Fs: mem, budget: &budget, errno: errno}, "/data/mail", Options{Hostname: "mx", Now: fixedClock})
+		mb, err := s.Open("example.com", "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		unlock, err := mb.Lock()
+		if err != nil {
+			t.Fatalf("%v: Lock on a full disk: %v", errno, err)
+		}
+		if _, err := mb.Lock(); !errors.Is(err, ErrLocked) {
+			t.Errorf("%v: second Lock in the process: %v, want ErrLocked", errno, err)
+		}
+		if ok, _ := afero.Exists(mem, "/data/mail/example.com/alice/"+leaseFile); ok {
+			t.Errorf("%v: a lease file exists although nothing could be written", errno)
+		}
+		if err := unlock(); err != nil {
+			t.Fatalf("%v: unlock: %v", errno, err)
+		}
+		budget = 1 << 20
+		unlock, err = mb.Lock()
+		if err != nil {
+			t.Fatalf("%v: Lock with room again: %v", errno, err)
+		}
+		if ok, _ := afero.Exists(mem, "/data/mail/example.com/alice/"+leaseFile); !ok {
+			t.Errorf("%v: no lease file with room again", errno)
+		}
+		if err := unlock(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	iofs "io/fs"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/afero"
@@ -40,6 +41,17 @@ func (m *Mailbox) Lock() (unlock func() error, err error) {
 		return nil, fmt.Errorf("maildir: lock: %w", err)
 	}
 	l, err := s.acquireLease(m.dir)
+	if isDiskFull(err) {
+		// A full mail filesystem must not stop POP3: users read and delete
+		// their mail to make room. The session keeps this process's lock;
+		// only the exclusion of other instances sharing mail_dir is off
+		// until the lease file fits again.
+		s.log.Warn("maildir: lease not written, disk full: locked in this process only", "dir", m.dir, "err", err)
+		m.lease = nil
+		m.cleanTmp()
+		var once sync.Once
+		return func() error { once.Do(release); return nil }, nil
+	}
 	if err != nil {
 		release()
 		return nil, err
@@ -81,6 +93,12 @@ func (l *lease) keep(stop <-chan struct{}, done chan<- struct{}) {
 			}
 		}
 	}
+}
+
+// isDiskFull reports whether err is the filesystem's "no space" or "quota
+// exceeded".
+func isDiskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
 // checkLease fails when the mailbox was locked by this Mailbox and its
