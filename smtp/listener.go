@@ -134,8 +134,18 @@ func (l *listener) prepare(c net.Conn) {
 	if pc, ok := c.(*proxyproto.Conn); ok {
 		// Reading the header happens here, off the accept loop.
 		trusted = true
-		if pc.ProxyHeader() == nil {
+		h := pc.ProxyHeader()
+		if h == nil {
 			s.log.Warn("smtp proxy header missing", "proxy", peer.String(), "listener", string(l.kind))
+			_ = c.Close()
+			return
+		}
+		if h.Command.IsLocal() {
+			// A LOCAL header (the balancer's own health check) names no
+			// client: served, it would run under the balancer's address,
+			// which may be a trusted network. Accepting the connection is
+			// all a layer-4 check needs.
+			s.log.Debug("smtp proxy health check", "proxy", peer.String(), "listener", string(l.kind))
 			_ = c.Close()
 			return
 		}

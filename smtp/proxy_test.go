@@ -75,6 +75,40 @@ func TestProxyHeaderRequiredFromTrustedPeer(t *testing.T) {
 	}
 }
 
+// TestProxyLocalHeaderNotServed: a LOCAL header (a balancer's health check)
+// carries no client address, so the connection is closed unserved rather
+// than run under the balancer's own, possibly trusted, address; a real
+// client through the same balancer is served after it.
+func TestProxyLocalHeaderNotServed(t *testing.T) {
+	t.Parallel()
+	e := startServer(t, func(e *env) {
+		e.cfg.ProxyNetworks = []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}
+	})
+	local, err := (&proxyproto.Header{Version: 2, Command: proxyproto.LOCAL, TransportProtocol: proxyproto.UNSPEC}).Format()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dialFrom(t, "127.0.0.2", e.mx)
+	if _, err := c.Write(local); err != nil {
+		t.Fatal(err)
+	}
+	rc := smtptest.NewClient(t, c)
+	if got := rc.Reply(); got != "" {
+		t.Fatalf("a LOCAL header must not be served, got %q", got)
+	}
+	e.waitLog(t, "smtp proxy health check")
+	if e.policy.saw("connect 127.0.0.2") {
+		t.Fatal("policy consulted with the balancer's own address")
+	}
+	c = dialFrom(t, "127.0.0.2", e.mx)
+	if _, err := c.Write(proxyHeader(t, 2, "203.0.113.8")); err != nil {
+		t.Fatal(err)
+	}
+	if g := smtptest.NewClient(t, c).Reply(); !strings.HasPrefix(g, "220") {
+		t.Fatalf("a client after the health check: greeting %q", g)
+	}
+}
+
 func TestProxyHeaderFromUntrustedPeerIsRefused(t *testing.T) {
 	t.Parallel()
 	for _, version := range []byte{1, 2} {
