@@ -99,12 +99,7 @@ func TestInteropPostmapEntries(t *testing.T) {
 		text.WriteString(e.Key + " " + e.Value + "\n")
 	}
 	src := filepath.Join(dir, "popgate")
-	if err := os.WriteFile(src, []byte(text.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(postmap, "-c", dir, "hash:"+src).CombinedOutput(); err != nil {
-		t.Fatalf("postmap: %v\n%s", err, out)
-	}
+	postmaptest.Build(t, postmap, dir, "hash", src, text.String())
 	for _, e := range entries {
 		out, err := exec.Command(postmap, "-c", dir, "-q", e.Key, "hash:"+src).Output()
 		if err != nil || strings.TrimSpace(string(out)) != e.Value {

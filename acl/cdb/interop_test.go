@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -40,19 +39,12 @@ func TestInteropPostmapReadsEncode(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "popgate.cdb"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var keys bytes.Buffer
+	keys := make([]string, 0, len(es)+2)
 	for _, e := range es {
-		keys.Write(e.Key)
-		keys.WriteByte('\n')
+		keys = append(keys, string(e.Key))
 	}
-	keys.WriteString("10.255.255.255\nnot.there\n")
-	cmd := exec.Command(postmap, "-c", dir, "-q", "-", "cdb:"+filepath.Join(dir, "popgate"))
-	cmd.Stdin = &keys
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("postmap -q -: %v", err)
-	}
-	lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	keys = append(keys, "10.255.255.255", "not.there")
+	lines := postmaptest.Query(t, postmap, dir, "cdb", filepath.Join(dir, "popgate"), keys)
 	if len(lines) != len(es) {
 		t.Fatalf("postmap found %d keys, want %d", len(lines), len(es))
 	}
@@ -73,12 +65,7 @@ func TestInteropDecodeReadsPostmap(t *testing.T) {
 		fmt.Fprintf(&text, "%s %s\n", e.Key, e.Value)
 	}
 	src := filepath.Join(dir, "popgate")
-	if err := os.WriteFile(src, text.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(postmap, "-c", dir, "cdb:"+src).CombinedOutput(); err != nil {
-		t.Fatalf("postmap: %v\n%s", err, out)
-	}
+	postmaptest.Build(t, postmap, dir, "cdb", src, text.String())
 	data, err := os.ReadFile(src + ".cdb")
 	if err != nil {
 		t.Fatal(err)

@@ -41,22 +41,17 @@ func TestInteropPostmapReadsEncode(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "popgate.lmdb"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var keys bytes.Buffer
+	keys := make([]string, 0, len(es)+2)
 	want := make(map[string]string, len(es))
 	for _, e := range es {
 		k, v := string(bytes.TrimSuffix(e.Key, []byte{0})), string(bytes.TrimSuffix(e.Value, []byte{0}))
-		keys.WriteString(k + "\n")
+		keys = append(keys, k)
 		want[k] = v
 	}
-	keys.WriteString("10.255.255.255\nnot.there\n")
-	cmd := exec.Command(postmap, "-c", dir, "-q", "-", "lmdb:"+filepath.Join(dir, "popgate"))
-	cmd.Stdin = &keys
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("postmap -q -: %v", err)
-	}
-	checkLines(t, "postmap -q -", out, want)
-	out, err = exec.Command(postmap, "-c", dir, "-s", "lmdb:"+filepath.Join(dir, "popgate")).Output()
+	keys = append(keys, "10.255.255.255", "not.there")
+	lines := postmaptest.Query(t, postmap, dir, "lmdb", filepath.Join(dir, "popgate"), keys)
+	checkLines(t, "postmap -q -", []byte(strings.Join(lines, "\n")+"\n"), want)
+	out, err := exec.Command(postmap, "-c", dir, "-s", "lmdb:"+filepath.Join(dir, "popgate")).Output()
 	if err != nil {
 		t.Fatalf("postmap -s: %v", err)
 	}
@@ -88,12 +83,7 @@ func TestInteropDecodeReadsPostmap(t *testing.T) {
 		fmt.Fprintf(&text, "%s %s\n", bytes.TrimSuffix(e.Key, []byte{0}), bytes.TrimSuffix(e.Value, []byte{0}))
 	}
 	src := filepath.Join(dir, "popgate")
-	if err := os.WriteFile(src, text.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(postmap, "-c", dir, "lmdb:"+src).CombinedOutput(); err != nil {
-		t.Fatalf("postmap: %v\n%s", err, out)
-	}
+	postmaptest.Build(t, postmap, dir, "lmdb", src, text.String())
 	data, err := os.ReadFile(src + ".lmdb")
 	if err != nil {
 		t.Fatal(err)

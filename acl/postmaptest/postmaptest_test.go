@@ -3,7 +3,6 @@
 package postmaptest_test
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -18,11 +17,9 @@ import (
 func TestInteropPostmapUsesPrivateConfig(t *testing.T) {
 	postmap, dir := postmaptest.New(t)
 	src := filepath.Join(dir, "access")
-	if err := os.WriteFile(src, []byte("192.168.0 RELAY\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(postmap, "-c", dir, "cdb:"+src).CombinedOutput(); err != nil {
-		t.Fatalf("postmap: %v\n%s", err, out)
+	postmaptest.Build(t, postmap, dir, "cdb", src, "192.168.0 RELAY\n")
+	if got := postmaptest.Query(t, postmap, dir, "cdb", src, []string{"10.0.0.1", "192.168.0"}); len(got) != 1 || got[0] != "192.168.0\tRELAY" {
+		t.Fatalf("postmap -q - = %q, want the one key found", got)
 	}
 	out, err := exec.Command(postmap, "-c", dir, "-q", "192.168.0", "cdb:"+src).Output()
 	if err != nil || strings.TrimSpace(string(out)) != "RELAY" {

@@ -94,9 +94,9 @@ format = "cdb"
 // access make` that postmap -q reads key for key, and reads maps built by
 // `postmap cdb:` and `postmap lmdb:` with `popgate access get` and list.
 func TestInteropAccessMakeCDBAndLMDB(t *testing.T) {
-	postmap := need(t, "postmap")
-	_, pfconf := postmaptest.New(t)
-	var text, keys strings.Builder
+	postmap, pfconf := postmaptest.New(t)
+	var text strings.Builder
+	var keys []string
 	want := make(map[string]string)
 	for i := range 100000 {
 		k, v := fmt.Sprintf("10.%d.%d.%d", i>>16, i>>8&0xff, i&0xff), "OK"
@@ -104,9 +104,10 @@ func TestInteropAccessMakeCDBAndLMDB(t *testing.T) {
 			k, v = fmt.Sprintf("user%d@example.com", i), "REJECT"
 		}
 		fmt.Fprintf(&text, "%s %s\n", k, v)
-		keys.WriteString(k + "\n")
+		keys = append(keys, k)
 		want[k] = v
 	}
+	keys = append(keys, "not.there") // answered by nothing
 	for _, format := range []string{"cdb", "lmdb"} {
 		t.Run(format, func(t *testing.T) {
 			dir := t.TempDir()
@@ -114,13 +115,7 @@ func TestInteropAccessMakeCDBAndLMDB(t *testing.T) {
 			if out, err := runCmd(t, text.String(), binary(t), "access", "make", ours+"."+format); err != nil {
 				t.Fatalf("popgate access make: %v\n%s", err, out)
 			}
-			cmd := exec.Command(postmap, "-c", pfconf, "-q", "-", format+":"+ours)
-			cmd.Stdin = strings.NewReader(keys.String() + "not.there\n")
-			out, err := cmd.Output()
-			if err != nil {
-				t.Fatalf("postmap -q -: %v", err)
-			}
-			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			lines := postmaptest.Query(t, postmap, pfconf, format, ours, keys)
 			if len(lines) != len(want) {
 				t.Fatalf("postmap found %d keys, want %d", len(lines), len(want))
 			}
@@ -131,19 +126,14 @@ func TestInteropAccessMakeCDBAndLMDB(t *testing.T) {
 			}
 
 			theirs := filepath.Join(dir, "theirs")
-			if err := os.WriteFile(theirs, []byte(text.String()), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if out, err := exec.Command(postmap, "-c", pfconf, format+":"+theirs).CombinedOutput(); err != nil {
-				t.Fatalf("postmap %s: %v\n%s", format, err, out)
-			}
+			postmaptest.Build(t, postmap, pfconf, format, theirs, text.String())
 			for _, k := range []string{"10.0.0.0", "user99999@example.com", "10.1.134.158"} {
 				out, err := runCmd(t, "", binary(t), "access", "get", theirs+"."+format, k)
 				if err != nil || strings.TrimSpace(out) != want[k] {
 					t.Errorf("popgate access get %s = %q, %v; want %q", k, out, err, want[k])
 				}
 			}
-			out, err = exec.Command(binary(t), "access", "list", theirs+"."+format).Output()
+			out, err := exec.Command(binary(t), "access", "list", theirs+"."+format).Output()
 			if err != nil {
 				t.Fatalf("popgate access list: %v", err)
 			}
