@@ -4,11 +4,11 @@ import (
 	"context"
 	"hash/crc32"
 	"io"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
+
+	"github.com/popgate/popgate/smtp/smtptest"
 )
 
 // crcDeliverer streams each message through a CRC and keeps nothing, so
@@ -45,28 +45,7 @@ func BenchmarkDataSingleLine20MB(b *testing.B) {
 	head := "Subject: one line\r\n\r\n"
 	b.SetBytes(int64(len(head) + lineLen + 2))
 
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() { // sample the heap while messages are in flight
-		var ms runtime.MemStats
-		t := time.NewTicker(5 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				runtime.ReadMemStats(&ms)
-				if ms.HeapInuse > peak.Load() {
-					peak.Store(ms.HeapInuse)
-				}
-			}
-		}
-	}()
-	runtime.GC()
-	var base runtime.MemStats
-	runtime.ReadMemStats(&base)
+	reportPeak := smtptest.HeapPeak(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -89,5 +68,5 @@ func BenchmarkDataSingleLine20MB(b *testing.B) {
 	if got := d.size.Load(); got < lineLen {
 		b.Fatalf("delivered %d octets, want more than %d", got, lineLen)
 	}
-	b.ReportMetric(float64(peak.Load()-min(peak.Load(), base.HeapInuse))/(1<<20), "peak-heap-MB")
+	reportPeak()
 }

@@ -9,11 +9,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/popgate/popgate/smtp/smtptest"
 )
 
 // BenchmarkSingleLine20MBEndToEnd sends a 20 MB message whose body is one
@@ -77,28 +77,7 @@ func BenchmarkSingleLine20MBEndToEnd(b *testing.B) {
 	expect("EHLO bench.example", "250")
 	chunk := []byte(strings.Repeat("abcdefghij", 6554))
 
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		var ms runtime.MemStats
-		t := time.NewTicker(5 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				runtime.ReadMemStats(&ms)
-				if ms.HeapInuse > peak.Load() {
-					peak.Store(ms.HeapInuse)
-				}
-			}
-		}
-	}()
-	runtime.GC()
-	var base runtime.MemStats
-	runtime.ReadMemStats(&base)
+	reportPeak := smtptest.HeapPeak(b)
 	b.SetBytes(lineLen)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -118,5 +97,5 @@ func BenchmarkSingleLine20MBEndToEnd(b *testing.B) {
 		expect("\r\n.", "250 2.0.0")
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(peak.Load()-min(peak.Load(), base.HeapInuse))/(1<<20), "peak-heap-MB")
+	reportPeak()
 }
