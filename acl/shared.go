@@ -23,7 +23,7 @@ const (
 )
 
 // sharedBackend is the store's side of sharing: the Redis one in
-// shared_valkey.go, a fake in tests.
+// shared_redis.go, a fake in tests.
 type sharedBackend interface {
 	// put stores gr under its IP with its expiry and announces it.
 	put(ctx context.Context, gr Grant) error

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gomodule/redigo/redis"
 	"github.com/popgate/popgate/acl/redistest"
-	"github.com/valkey-io/valkey-go"
 )
 
 // redisInstance is one popgate's grants sharing a real redis-server.
@@ -57,14 +57,20 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func redisClient(t *testing.T, srv *redistest.Server, db int) valkey.Client {
+// redisInt runs one command on database db of srv and reads its integer
+// reply, as an operator would with redis-cli.
+func redisInt(t *testing.T, srv *redistest.Server, db int, cmd string, args ...any) int64 {
 	t.Helper()
-	c, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{srv.Addr()}, DisableCache: true, SelectDB: db})
+	c, err := redis.Dial("tcp", srv.Addr(), redis.DialDatabase(db))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(c.Close)
-	return c
+	defer c.Close()
+	n, err := redis.Int64(c.Do(cmd, args...))
+	if err != nil {
+		t.Fatalf("%s %v: %v", cmd, args, err)
+	}
+	return n
 }
 
 // TestInteropSharedGrantsRedis runs two instances on one real redis-server:
@@ -78,14 +84,8 @@ func TestInteropSharedGrantsRedis(t *testing.T) {
 	a := newRedisInstance(t, ctx, srv.URL(3), 3*time.Second)
 	b := newRedisInstance(t, ctx, srv.URL(3), 3*time.Second)
 	waitUntil(t, "both instances sharing", func() bool { return a.s.Status().Up && b.s.Status().Up })
-	rc := redisClient(t, srv, 3)
 	expireAt := func(ip string) int64 {
-		// PEXPIRETIME: Redis 7.0.
-		n, err := rc.Do(ctx, rc.B().Arbitrary("PEXPIRETIME").Keys("popgate:grant:"+ip).Build()).AsInt64()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
+		return redisInt(t, srv, 3, "PEXPIRETIME", "popgate:grant:"+ip) // Redis 7.0
 	}
 
 	client := ip("192.0.2.7")
@@ -121,15 +121,14 @@ func TestInteropSharedGrantsRedis(t *testing.T) {
 		t.Fatalf("RevokeUser = %d", n)
 	}
 	waitUntil(t, "revocation on B", func() bool { return !b.relays(other) })
-	if n, _ := rc.Do(ctx, rc.B().Exists().Key("popgate:grant:192.0.2.8").Build()).AsInt64(); n != 0 {
+	if redisInt(t, srv, 3, "EXISTS", "popgate:grant:192.0.2.8") != 0 {
 		t.Fatal("revoked grant still in Redis")
 	}
 
 	// At its TTL the grant ends on both instances and in Redis, with no
 	// sweeper: the key's own expiry.
 	waitUntil(t, "expiry everywhere", func() bool {
-		n, _ := rc.Do(ctx, rc.B().Exists().Key("popgate:grant:192.0.2.7").Build()).AsInt64()
-		return n == 0 && !a.relays(client) && !b.relays(client)
+		return redisInt(t, srv, 3, "EXISTS", "popgate:grant:192.0.2.7") == 0 && !a.relays(client) && !b.relays(client)
 	})
 	if time.Now().Before(ext.Expires) {
 		t.Fatalf("grant gone before its expiry %v", ext.Expires)

@@ -137,7 +137,7 @@ func TestConfigBad(t *testing.T) {
 		{"route value", "[queue.routes]\n\".example.org\" = \"hub.example.org\"\n", `queue.routes: route .example.org: "hub.example.org" is not host:port`},
 		{"no listeners", "[pop3]\nlisten = []\n[smtp]\nlisten = []\nsubmission = []\n", "no listeners at all"},
 		{"grants url scheme", "[relay]\ngrants_url = \"http://127.0.0.1:6379\"\n", `:2: relay.grants_url: scheme "http": want redis:// or rediss://`},
-		{"grants url db", "[relay]\ngrants_url = \"redis://127.0.0.1:6379/zero\"\n", `:2: relay.grants_url: valkey: invalid database number: "zero"`},
+		{"grants url db", "[relay]\ngrants_url = \"redis://127.0.0.1:6379/zero\"\n", `:2: relay.grants_url: database "zero": want a number, 0 or more`},
 		{"grants url query", "[relay]\ngrants_url = \"redis://127.0.0.1:6379/0?protocol=2\"\n", ":2: relay.grants_url: query parameters are not supported"},
 		{"grants url no host", "[relay]\ngrants_url = \"redis:///0\"\n", ":2: relay.grants_url: no host"},
 		{"grants password alone", "[relay]\ngrants_password_file = \"/etc/hosts\"\n", ":2: relay.grants_password_file: set without relay.grants_url"},
