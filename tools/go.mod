@@ -5,6 +5,10 @@
 // v3.39.2 is the last release before remote Taskfiles brought in go-git
 // (v3.40) and go-getter with the AWS and Google Cloud SDKs (v3.47): it has
 // every feature Taskfile.yml uses and builds from 45 modules, not 400.
+//
+// Modules that popgate builds too (golang.org/x/sys, term, sync) are at
+// popgate's versions, so that a first run compiles them once; a test in
+// cmd/task keeps them so.
 module github.com/popgate/popgate/tools
 
 go 1.26.4
@@ -33,9 +37,9 @@ require (
 	github.com/sajari/fuzzy v1.0.0 // indirect
 	github.com/spf13/pflag v1.0.5 // indirect
 	github.com/zeebo/xxh3 v1.0.2 // indirect
-	golang.org/x/sync v0.8.0 // indirect
-	golang.org/x/sys v0.25.0 // indirect
-	golang.org/x/term v0.24.0 // indirect
+	golang.org/x/sync v0.25.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/term v0.48.0 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 	mvdan.cc/sh/v3 v3.9.0 // indirect
 )

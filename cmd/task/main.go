@@ -67,6 +67,14 @@ func findRoot(dir string) (string, error) {
 	}
 }
 
+// toolEnv is the environment the task binary is built in: without cgo.
+// The task runner needs none, and `task run` builds popgate the same way
+// (the static binary it ships as), so that on a first run the standard
+// library is compiled once for both, not once with cgo and once without.
+func toolEnv(env []string) []string {
+	return append(env, "CGO_ENABLED=0")
+}
+
 // toolBinary builds (or finds in the build cache) the task binary of the
 // tools module and returns its path. `go tool -n` prints the command it
 // would run instead of running it; for a module tool that is the cached
@@ -74,6 +82,7 @@ func findRoot(dir string) (string, error) {
 func toolBinary(toolsDir string) (string, error) {
 	var out bytes.Buffer
 	cmd := exec.Command("go", "-C", toolsDir, "tool", "-n", toolName)
+	cmd.Env = toolEnv(os.Environ())
 	cmd.Stdout = &out
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {

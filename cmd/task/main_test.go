@@ -66,6 +66,16 @@ func TestGoToolTask(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "* run:") || !strings.Contains(string(out), "* test:") {
 		t.Errorf("go tool task --list: %v\n%s", err, out)
 	}
+	// The task binary is the cgo-free build that `task run` shares its
+	// standard library with.
+	bin, err := toolBinary(filepath.Join("..", "..", toolsModule))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command("go", "version", "-m", bin).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "CGO_ENABLED=0") {
+		t.Errorf("go version -m %s: %v\n%s\nwant a build with CGO_ENABLED=0", bin, err, out)
+	}
 	// A task that does not exist: task's own error and exit code come
 	// through the wrapper.
 	cmd := exec.Command("go", "tool", "task", "no-such-task")
@@ -73,4 +83,38 @@ func TestGoToolTask(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), `"no-such-task" does not exist`) {
 		t.Errorf("go tool task no-such-task: %v\n%s", err, out)
 	}
+}
+
+// TestToolsShareVersions checks that a module required by both go.mod and
+// tools/go.mod is at the same version in both: otherwise a first run
+// compiles it twice, once for the task runner and once for popgate.
+func TestToolsShareVersions(t *testing.T) {
+	main := requires(t, filepath.Join("..", "..", "go.mod"))
+	tools := requires(t, filepath.Join("..", "..", toolsModule, "go.mod"))
+	shared := 0
+	for mod, v := range tools {
+		if mv, ok := main[mod]; ok {
+			shared++
+			if mv != v {
+				t.Errorf("%s: %s in tools/go.mod, %s in go.mod", mod, v, mv)
+			}
+		}
+	}
+	if shared == 0 {
+		t.Error("no module in both go.mod files: the parser is broken")
+	}
+}
+
+// requires reads the module versions a go.mod requires.
+func requires(t *testing.T, path string) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^\s*(?:require\s+)?([a-z0-9.-]+\.[a-z]+/\S+) (v\S+)`).FindAllStringSubmatch(string(b), -1) {
+		out[m[1]] = m[2]
+	}
+	return out
 }
