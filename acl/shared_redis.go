@@ -168,6 +168,7 @@ func (b *redisBackend) dial(ctx context.Context) (redis.Conn, error) {
 		redis.DialReadTimeout(sharedConnTimeout),
 		redis.DialWriteTimeout(sharedConnTimeout),
 		redis.DialUseTLS(b.st.tls),
+		redis.DialTLSHandshakeTimeout(sharedDialTimeout), // redigo's default is none
 		redis.DialDatabase(b.st.db),
 	}
 	if b.st.password != "" { // AUTH [user] password
