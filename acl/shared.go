@@ -86,10 +86,10 @@ type Shared struct {
 	lastErr     string
 	outages     int
 	writtenBack int
-	mine        map[netip.Addr]Grant     // grants made by logins here, for write-back
-	added       int                      // grants added to mine since it was last pruned
+	mine        map[netip.Addr]Grant      // grants made by logins here, for write-back
+	added       int                       // grants added to mine since it was last pruned
 	revokes     map[netip.Addr]revocation // revocations made here while the store was down
-	cancel      context.CancelFunc       // ends the current subscription
+	cancel      context.CancelFunc        // ends the current subscription
 }
 
 // newShared attaches be to g. It must be called before the first login.
