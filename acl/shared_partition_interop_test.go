@@ -77,6 +77,10 @@ func TestInteropSharedPartitionRevocations(t *testing.T) {
 
 	px.Restore()
 	waitUntil(t, "B back", func() bool { return b.s.Status().Up })
+	// B dropped the revoked grant before it counted as back.
+	if a.relays(revokedOnA) || b.relays(revokedOnA) {
+		t.Fatalf("%v relays right after B's return (A %v, B %v)", revokedOnA, a.relays(revokedOnA), b.relays(revokedOnA))
+	}
 	// Messages reach each subscriber in order: a grant published after
 	// B's replay and write-back has reached A and B once both relay it.
 	barrier := ip("192.0.2.9")
