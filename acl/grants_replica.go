@@ -66,16 +66,47 @@ func sameGrant(a, b Grant) bool {
 		a.Granted.UnixMilli() == b.Granted.UnixMilli() && a.Expires.UnixMilli() == b.Expires.UnixMilli()
 }
 
-// dropShared removes a grant revoked on another instance.
-func (g *Grants) dropShared(ip netip.Addr) bool {
-	item, ok := g.cache.GetAndDelete(ip.Unmap().WithZone(""))
+// dropShared removes a grant revoked on another instance, if it was
+// granted at or before the revocation: a later login stays.
+func (g *Grants) dropShared(rv revocation) bool {
+	gr, ok := g.dropIf(rv.IP, rv.covers)
 	if !ok {
 		return false
 	}
-	gr := item.Value()
 	g.logger.Info("relay revoke shared", "user", gr.User, "ip", gr.IP.String())
 	g.changed()
 	return true
+}
+
+// dropRefused removes gr, a grant made here that the store refused, if
+// the replica still holds that very grant (not a later one).
+func (g *Grants) dropRefused(gr Grant) bool {
+	if _, ok := g.dropIf(gr.IP, func(cur Grant) bool { return sameGrant(cur, gr) }); !ok {
+		return false
+	}
+	g.changed()
+	return true
+}
+
+// dropIf removes the grant for ip if match accepts it. A grant that
+// replaced it between the check and the removal is put back.
+func (g *Grants) dropIf(ip netip.Addr, match func(Grant) bool) (Grant, bool) {
+	ip = ip.Unmap().WithZone("")
+	item := g.cache.Get(ip)
+	if item == nil || !match(item.Value()) {
+		return Grant{}, false
+	}
+	item, ok := g.cache.GetAndDelete(ip)
+	if !ok {
+		return Grant{}, false
+	}
+	if gr := item.Value(); !match(gr) {
+		if left := gr.Expires.Sub(g.now()); left > 0 {
+			g.cache.Set(ip, gr, left)
+		}
+		return Grant{}, false
+	}
+	return item.Value(), true
 }
 
 // replaceShared makes the replica the shared set all: every grant in all

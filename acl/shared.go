@@ -25,10 +25,14 @@ const (
 // sharedBackend is the store's side of sharing: the Redis one in
 // shared_redis.go, a fake in tests.
 type sharedBackend interface {
-	// put stores gr under its IP with its expiry and announces it.
-	put(ctx context.Context, gr Grant) error
-	// del removes the grant for ip and announces it.
-	del(ctx context.Context, ip netip.Addr) error
+	// put stores gr under its IP with its expiry and announces it,
+	// unless a revocation at or after gr.Granted is recorded for the IP:
+	// then it stores nothing and reports false.
+	put(ctx context.Context, gr Grant) (stored bool, err error)
+	// del removes the grant for rv.IP if it was granted at or before
+	// rv.At, records the revocation until rv.Until (unless a later one is
+	// recorded), and announces it.
+	del(ctx context.Context, rv revocation) error
 	// load returns every grant in the store.
 	load(ctx context.Context) ([]Grant, error)
 	// subscribe receives change messages until ctx is done or the
@@ -82,10 +86,10 @@ type Shared struct {
 	lastErr     string
 	outages     int
 	writtenBack int
-	mine        map[netip.Addr]Grant     // grants made by logins here, for write-back
-	added       int                      // grants added to mine since it was last pruned
-	revokes     map[netip.Addr]time.Time // revocations made here while the store was down
-	cancel      context.CancelFunc       // ends the current subscription
+	mine        map[netip.Addr]Grant      // grants made by logins here, for write-back
+	added       int                       // grants added to mine since it was last pruned
+	revokes     map[netip.Addr]revocation // revocations made here while the store was down
+	cancel      context.CancelFunc        // ends the current subscription
 }
 
 // newShared attaches be to g. It must be called before the first login.
@@ -94,7 +98,7 @@ func newShared(g *Grants, be sharedBackend, store string, cfg SharedConfig) *Sha
 		g: g, be: be, store: store,
 		logger: cfg.Logger, now: cfg.Now, retry: cfg.Retry,
 		mine:    map[netip.Addr]Grant{},
-		revokes: map[netip.Addr]time.Time{},
+		revokes: map[netip.Addr]revocation{},
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -151,9 +155,28 @@ func (s *Shared) granted(gr Grant) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), sharedWriteTimeout)
 	defer cancel()
-	if err := s.be.put(ctx, gr); err != nil {
+	stored, err := s.be.put(ctx, gr)
+	if err != nil {
 		s.lost(fmt.Errorf("write grant for %s: %w", gr.IP, err))
+		return
 	}
+	if !stored {
+		s.refused(gr)
+	}
+}
+
+// refused forgets a grant made here that the store refused because it
+// was revoked, on another instance, after it was made: a login here
+// before the revocation, written late (after an outage, or racing it).
+func (s *Shared) refused(gr Grant) {
+	s.mu.Lock()
+	if cur, ok := s.mine[gr.IP]; ok && sameGrant(cur, gr) {
+		delete(s.mine, gr.IP)
+	}
+	s.mu.Unlock()
+	s.g.dropRefused(gr)
+	s.logger.Info("relay grant revoked elsewhere", "user", gr.User, "ip", gr.IP.String(),
+		"granted", gr.Granted.UTC())
 }
 
 // pruneLocked drops expired grants from mine.
@@ -168,12 +191,20 @@ func (s *Shared) pruneLocked() {
 }
 
 // revoked removes a grant revoked here from the store, or remembers to.
+// The revocation covers gr and every grant for its IP made before now;
+// it is dated no earlier than gr.Granted, so that a grant made on an
+// instance whose clock runs ahead is still removed.
 func (s *Shared) revoked(gr Grant) {
+	at := s.now()
+	if at.Before(gr.Granted) {
+		at = gr.Granted
+	}
+	rv := revocation{IP: gr.IP, At: at, Until: at.Add(s.g.ttl + maxSharedSkew)}
 	s.mu.Lock()
 	delete(s.mine, gr.IP)
 	up := s.up
 	if !up {
-		s.revokes[gr.IP] = s.now()
+		s.revokes[gr.IP] = rv
 	}
 	s.mu.Unlock()
 	if !up {
@@ -182,9 +213,9 @@ func (s *Shared) revoked(gr Grant) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), sharedWriteTimeout)
 	defer cancel()
-	if err := s.be.del(ctx, gr.IP); err != nil {
+	if err := s.be.del(ctx, rv); err != nil {
 		s.mu.Lock()
-		s.revokes[gr.IP] = s.now()
+		s.revokes[gr.IP] = rv
 		s.mu.Unlock()
 		s.lost(fmt.Errorf("revoke %s: %w", gr.IP, err))
 	}
@@ -295,16 +326,19 @@ func (s *Shared) session(ctx context.Context) error {
 
 // apply applies one change message to the replica.
 func (s *Shared) apply(m string) {
-	gr, revoked, err := decodeMessage(m)
+	gr, rv, err := decodeMessage(m)
 	if err != nil {
 		s.logger.Warn("relay grants message ignored", "store", s.store, "err", err)
 		return
 	}
-	if revoked.IsValid() {
+	if rv.IP.IsValid() {
+		// A login here after the revocation stays: the store kept it too.
 		s.mu.Lock()
-		delete(s.mine, revoked)
+		if cur, ok := s.mine[rv.IP]; ok && rv.covers(cur) {
+			delete(s.mine, rv.IP)
+		}
 		s.mu.Unlock()
-		s.g.dropShared(revoked)
+		s.g.dropShared(rv)
 		return
 	}
 	s.g.applyShared(gr)
@@ -319,9 +353,9 @@ func (s *Shared) resync(ctx context.Context) (err error) {
 	s.mu.Lock()
 	wasUp := s.up
 	s.up = true
-	revokes := make(map[netip.Addr]time.Time, len(s.revokes))
-	for ip, at := range s.revokes {
-		revokes[ip] = at
+	revokes := make(map[netip.Addr]revocation, len(s.revokes))
+	for ip, rv := range s.revokes {
+		revokes[ip] = rv
 	}
 	var mine []Grant
 	for ip, gr := range s.mine {
@@ -340,8 +374,10 @@ func (s *Shared) resync(ctx context.Context) (err error) {
 		}
 	}()
 
-	for ip := range revokes {
-		if err := s.be.del(ctx, ip); err != nil {
+	// A replayed revocation removes only what was granted before it: a
+	// login elsewhere since then stays.
+	for ip, rv := range revokes {
+		if err := s.be.del(ctx, rv); err != nil {
 			return fmt.Errorf("replay revocation of %s: %w", ip, err)
 		}
 		s.mu.Lock()
@@ -358,13 +394,22 @@ func (s *Shared) resync(ctx context.Context) (err error) {
 	for _, gr := range all {
 		inStore[gr.IP] = gr
 	}
-	back := 0
+	back, refused := 0, 0
 	for _, gr := range mine {
 		if cur, ok := inStore[gr.IP]; ok && !cur.Expires.Before(gr.Expires) {
 			continue // the store knows it, or a later extension
 		}
-		if err := s.be.put(ctx, gr); err != nil {
+		stored, err := s.be.put(ctx, gr)
+		if err != nil {
 			return fmt.Errorf("write back grant for %s: %w", gr.IP, err)
+		}
+		if !stored {
+			// Revoked elsewhere while this instance was cut off: the
+			// revocation sticks. The reload below drops it too, unless
+			// the store holds a later login.
+			s.refused(gr)
+			refused++
+			continue
 		}
 		all = append(all, gr)
 		back++
@@ -386,6 +431,6 @@ func (s *Shared) resync(ctx context.Context) (err error) {
 		msg = "relay grants sharing restored"
 	}
 	s.logger.Info(msg, "store", s.store, "grants", len(all), "written_back", back,
-		"revocations_replayed", len(revokes), "changed", set, "dropped", dropped)
+		"revoked_elsewhere", refused, "revocations_replayed", len(revokes), "changed", set, "dropped", dropped)
 	return nil
 }

@@ -15,16 +15,53 @@ import (
 	"github.com/gomodule/redigo/redis"
 )
 
-// Each change is one Lua script, so that the key and its announcement are
-// atomic: no instance can see a revoke announced between another's SET
-// and its PUBLISH. SET … PXAT needs Redis 6.2 or Valkey 7.2.
+// Each change is one Lua script, so that the key, its tombstone and its
+// announcement are atomic: no instance can see a revoke announced between
+// another's SET and its PUBLISH, nor write a grant between a revocation's
+// DEL and its tombstone. SET … PXAT needs Redis 6.2 or Valkey 7.2. Both
+// keys of a script are named by popgate:…:<ip>; this is not Redis Cluster
+// (whose slots would want a hash tag), which popgate does not support.
 var (
-	putScript = redis.NewScript(1, `redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+	// putScript writes a grant unless a revocation at or after its
+	// granted time is recorded: it returns 1 if written, 0 if refused.
+	//   KEYS: grant key, tombstone key
+	//   ARGV: value, expires (unix ms), channel, message, granted (unix ms)
+	putScript = redis.NewScript(2, `local revoked = tonumber(redis.call('GET', KEYS[2]) or '')
+if revoked and tonumber(ARGV[5]) <= revoked then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1`)
-	delScript = redis.NewScript(1, `redis.call('DEL', KEYS[1])
-redis.call('PUBLISH', ARGV[1], ARGV[2])
-return 1`)
+	// delScript deletes the grant if it was granted at or before the
+	// revocation (or is unreadable), records the revocation unless a later
+	// one is recorded, and announces it. It returns 1 if a grant was
+	// deleted. A tombstone lasts until the later of ARGV[2] and the deleted
+	// grant's expiry; one whose end has passed is not kept (SET PXAT of a
+	// past instant stores nothing).
+	//   KEYS: grant key, tombstone key
+	//   ARGV: revocation time (unix ms), tombstone end (unix ms), channel, message
+	delScript = redis.NewScript(2, `local at = tonumber(ARGV[1])
+local ends = tonumber(ARGV[2])
+local deleted = 0
+local v = redis.call('GET', KEYS[1])
+if v then
+  local ok, g = pcall(cjson.decode, v)
+  if not ok or type(g) ~= 'table' then g = {} end
+  local granted = tonumber(g.granted)
+  if not granted or granted <= at then
+    local expires = tonumber(g.expires)
+    if expires and expires > ends then ends = expires end
+    redis.call('DEL', KEYS[1])
+    deleted = 1
+  end
+end
+local before = tonumber(redis.call('GET', KEYS[2]) or '')
+if not before or before <= at then
+  redis.call('SET', KEYS[2], ARGV[1], 'PXAT', string.format('%d', ends))
+end
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return deleted`)
 )
 
 const (
@@ -191,20 +228,26 @@ func (b *redisBackend) do(ctx context.Context, fn func(redis.Conn) error) error 
 	return fn(c)
 }
 
-func (b *redisBackend) put(ctx context.Context, gr Grant) error {
+func (b *redisBackend) put(ctx context.Context, gr Grant) (stored bool, err error) {
+	err = b.do(ctx, func(c redis.Conn) error {
+		n, err := redis.Int(putScript.DoContext(ctx, c, sharedKey(gr.IP), sharedTombKey(gr.IP), encodeValue(gr),
+			ms(gr.Expires), b.channel, encodeGrantMessage(gr), ms(gr.Granted)))
+		stored = n == 1
+		return err
+	})
+	return stored, err
+}
+
+func (b *redisBackend) del(ctx context.Context, rv revocation) error {
 	return b.do(ctx, func(c redis.Conn) error {
-		_, err := putScript.DoContext(ctx, c, sharedKey(gr.IP), encodeValue(gr),
-			strconv.FormatInt(gr.Expires.UnixMilli(), 10), b.channel, encodeGrantMessage(gr))
+		_, err := delScript.DoContext(ctx, c, sharedKey(rv.IP), sharedTombKey(rv.IP),
+			ms(rv.At), ms(rv.Until), b.channel, encodeRevokeMessage(rv))
 		return err
 	})
 }
 
-func (b *redisBackend) del(ctx context.Context, ip netip.Addr) error {
-	return b.do(ctx, func(c redis.Conn) error {
-		_, err := delScript.DoContext(ctx, c, sharedKey(ip), b.channel, encodeRevokeMessage(ip))
-		return err
-	})
-}
+// ms is t in unix milliseconds, as the store keeps times.
+func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
 
 func (b *redisBackend) load(ctx context.Context) ([]Grant, error) {
 	var out []Grant

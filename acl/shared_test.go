@@ -13,21 +13,24 @@ import (
 )
 
 // fakeStore stands for one Redis server shared by several instances: keys
-// with an expiry, and a channel. It can be stopped and started again
-// (losing its keys, as redis-server --save ” does), and it can hold a
-// grant-like key written by hand.
+// with an expiry, tombstones of revocations, and a channel. It can be
+// stopped and started again (losing its keys, as redis-server --save ”
+// does), one instance's connection can be cut and restored (a partition),
+// and it can hold a grant-like key written by hand.
 type fakeStore struct {
 	mu     sync.Mutex
 	down   bool
 	downCh chan struct{} // closed when the store stops
 	keys   map[netip.Addr]Grant
+	tombs  map[netip.Addr]revocation // Until is the tombstone's expiry
 	subs   map[int]func(string)
 	nextID int
 	puts   int
 }
 
 func newFakeStore() *fakeStore {
-	return &fakeStore{downCh: make(chan struct{}), keys: map[netip.Addr]Grant{}, subs: map[int]func(string){}}
+	return &fakeStore{downCh: make(chan struct{}), keys: map[netip.Addr]Grant{},
+		tombs: map[netip.Addr]revocation{}, subs: map[int]func(string){}}
 }
 
 var errStoreDown = errors.New("fake store: connection refused")
@@ -38,6 +41,7 @@ func (f *fakeStore) stop() {
 	f.down = true
 	close(f.downCh)
 	f.keys = map[netip.Addr]Grant{}
+	f.tombs = map[netip.Addr]revocation{}
 	f.subs = map[int]func(string){}
 }
 
@@ -64,45 +68,104 @@ func (f *fakeStore) get(ip netip.Addr) (Grant, bool) {
 	return gr, ok
 }
 
-// backend is one instance's connection to the store.
-func (f *fakeStore) backend() sharedBackend { return fakeBackend{f} }
-
-type fakeBackend struct{ f *fakeStore }
-
-func (b fakeBackend) put(_ context.Context, gr Grant) error {
-	f := b.f
+// tomb returns the live tombstone for ip.
+func (f *fakeStore) tomb(ip netip.Addr) (revocation, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.down {
-		return errStoreDown
+	rv, ok := f.tombs[ip]
+	if ok && !time.Now().Before(rv.Until) {
+		return revocation{}, false
+	}
+	return rv, ok
+}
+
+// backend is one instance's connection to the store.
+func (f *fakeStore) backend() *fakeBackend { return &fakeBackend{f: f, cutCh: make(chan struct{})} }
+
+// fakeBackend is one instance's connection: it fails while the store is
+// down or while this connection is cut.
+type fakeBackend struct {
+	f     *fakeStore
+	mu    sync.Mutex
+	cut   bool
+	cutCh chan struct{} // closed when the connection is cut
+}
+
+// partition cuts this instance off the store; the others keep it.
+func (b *fakeBackend) partition() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.cut = true
+	close(b.cutCh)
+}
+
+// heal restores the connection.
+func (b *fakeBackend) heal() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.cut = false
+	b.cutCh = make(chan struct{})
+}
+
+// lockStore locks the store and fails as an unreachable store would.
+func (b *fakeBackend) lockStore() (*fakeStore, error) {
+	b.mu.Lock()
+	cut := b.cut
+	b.mu.Unlock()
+	f := b.f
+	f.mu.Lock()
+	if f.down || cut {
+		f.mu.Unlock()
+		return nil, errStoreDown
+	}
+	return f, nil
+}
+
+// put mirrors putScript.
+func (b *fakeBackend) put(_ context.Context, gr Grant) (bool, error) {
+	f, err := b.lockStore()
+	if err != nil {
+		return false, err
+	}
+	defer f.mu.Unlock()
+	if rv, ok := f.tombs[gr.IP]; ok && time.Now().Before(rv.Until) && rv.covers(gr) {
+		return false, nil
 	}
 	// The store keeps milliseconds, as PXAT does.
 	gr.Granted, gr.Expires = time.UnixMilli(gr.Granted.UnixMilli()), time.UnixMilli(gr.Expires.UnixMilli())
 	f.keys[gr.IP] = gr
 	f.puts++
 	f.publish(encodeGrantMessage(gr))
+	return true, nil
+}
+
+// del mirrors delScript.
+func (b *fakeBackend) del(_ context.Context, rv revocation) error {
+	f, err := b.lockStore()
+	if err != nil {
+		return err
+	}
+	defer f.mu.Unlock()
+	rv.At, rv.Until = time.UnixMilli(rv.At.UnixMilli()), time.UnixMilli(rv.Until.UnixMilli())
+	if gr, ok := f.keys[rv.IP]; ok && rv.covers(gr) {
+		delete(f.keys, rv.IP)
+		if gr.Expires.After(rv.Until) {
+			rv.Until = gr.Expires
+		}
+	}
+	if old, ok := f.tombs[rv.IP]; (!ok || !time.Now().Before(old.Until) || !old.At.After(rv.At)) && time.Now().Before(rv.Until) {
+		f.tombs[rv.IP] = rv
+	}
+	f.publish(encodeRevokeMessage(rv))
 	return nil
 }
 
-func (b fakeBackend) del(_ context.Context, ip netip.Addr) error {
-	f := b.f
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.down {
-		return errStoreDown
+func (b *fakeBackend) load(context.Context) ([]Grant, error) {
+	f, err := b.lockStore()
+	if err != nil {
+		return nil, err
 	}
-	delete(f.keys, ip)
-	f.publish(encodeRevokeMessage(ip))
-	return nil
-}
-
-func (b fakeBackend) load(context.Context) ([]Grant, error) {
-	f := b.f
-	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.down {
-		return nil, errStoreDown
-	}
 	var out []Grant
 	for _, gr := range f.keys {
 		if time.Now().Before(gr.Expires) {
@@ -112,36 +175,44 @@ func (b fakeBackend) load(context.Context) ([]Grant, error) {
 	return out, nil
 }
 
-func (b fakeBackend) subscribe(ctx context.Context, ready func(), msg func(string)) error {
-	f := b.f
-	f.mu.Lock()
-	if f.down {
-		f.mu.Unlock()
-		return errStoreDown
+func (b *fakeBackend) subscribe(ctx context.Context, ready func(), msg func(string)) error {
+	f, err := b.lockStore()
+	if err != nil {
+		return err
 	}
 	id := f.nextID
 	f.nextID++
 	f.subs[id] = msg
 	downCh := f.downCh
 	f.mu.Unlock()
+	b.mu.Lock()
+	cutCh := b.cutCh
+	b.mu.Unlock()
 	ready()
-	select {
-	case <-ctx.Done():
+	unsubscribe := func() {
 		f.mu.Lock()
 		delete(f.subs, id)
 		f.mu.Unlock()
+	}
+	select {
+	case <-ctx.Done():
+		unsubscribe()
 		return ctx.Err()
+	case <-cutCh:
+		unsubscribe()
+		return errors.New("fake store: connection cut")
 	case <-downCh:
 		return errors.New("fake store: connection reset")
 	}
 }
 
-func (fakeBackend) close() {}
+func (*fakeBackend) close() {}
 
 // instance is one popgate's grants sharing a fake store.
 type instance struct {
 	g    *Grants
 	s    *Shared
+	be   *fakeBackend
 	logs *logBuffer
 }
 
@@ -152,11 +223,12 @@ func newInstance(t *testing.T, ctx context.Context, store *fakeStore, never ...n
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newShared(g, store.backend(), "redis://fake:6379/0", SharedConfig{Logger: logs.logger(), Retry: time.Second})
+	be := store.backend()
+	s := newShared(g, be, "redis://fake:6379/0", SharedConfig{Logger: logs.logger(), Retry: time.Second})
 	go g.Start(ctx)
 	go s.Run(ctx)
 	t.Cleanup(func() { _ = g.Close() })
-	return &instance{g: g, s: s, logs: logs}
+	return &instance{g: g, s: s, be: be, logs: logs}
 }
 
 func TestSharedGrantExtendRevokeAcrossInstances(t *testing.T) {

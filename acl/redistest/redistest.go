@@ -1,6 +1,7 @@
 // Package redistest starts a real redis-server (Debian's redis-server
 // package) for interop tests, on its own loopback port and directory, and
-// stops it by pid.
+// stops it by pid; its Proxy cuts one client off the server (a network
+// partition) while others keep it.
 package redistest
 
 import (
