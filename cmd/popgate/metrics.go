@@ -12,9 +12,7 @@ import (
 	"time"
 
 	"github.com/popgate/popgate/acl"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/popgate/popgate/cmd/popgate/internal/promtext"
 )
 
 // Limits of the /metrics HTTP server. A scrape is one small GET; anything
@@ -26,31 +24,32 @@ const (
 	metricsIdleTimeout       = 60 * time.Second
 	metricsMaxHeaderBytes    = 16 << 10
 	metricsShutdownTimeout   = 5 * time.Second
-	// metricsScrapeTimeout bounds one Gather (the queue gauges read every
+	// metricsScrapeTimeout bounds one scrape (the queue gauges read every
 	// envelope from disk).
 	metricsScrapeTimeout = 20 * time.Second
 )
 
-// metrics are popgate's Prometheus metrics. Most are counted from the
+// metrics are popgate's Prometheus metrics, kept and written by
+// internal/promtext. Most are counted from the
 // fixed-wording log events as they pass through handler, so that the log
 // and the counters cannot disagree and no protocol package knows about
 // Prometheus. A nil *metrics is valid and does nothing, so the wiring needs
 // no branches when [metrics] listen is empty.
 type metrics struct {
-	pop3Logins     *prometheus.CounterVec
-	smtpAuth       *prometheus.CounterVec
-	grants         *prometheus.CounterVec
-	grantsSharing  *prometheus.CounterVec
-	relayDecisions *prometheus.CounterVec
-	smtpRejections *prometheus.CounterVec
-	messages       *prometheus.CounterVec
-	deliveries     *prometheus.CounterVec
-	connections    *prometheus.CounterVec
-	connsRefused   *prometheus.CounterVec
-	logEvents      *prometheus.CounterVec
-	mirrorWrite    *prometheus.HistogramVec
+	pop3Logins     *promtext.CounterVec
+	smtpAuth       *promtext.CounterVec
+	grants         *promtext.CounterVec
+	grantsSharing  *promtext.CounterVec
+	relayDecisions *promtext.CounterVec
+	smtpRejections *promtext.CounterVec
+	messages       *promtext.CounterVec
+	deliveries     *promtext.CounterVec
+	connections    *promtext.CounterVec
+	connsRefused   *promtext.CounterVec
+	logEvents      *promtext.CounterVec
+	mirrorWrite    *promtext.HistogramVec
 
-	reg      *prometheus.Registry
+	reg      *promtext.Registry
 	gaugesMu sync.Mutex
 	gauges   bool
 
@@ -60,10 +59,8 @@ type metrics struct {
 
 // newMetrics creates popgate's metrics and registers them, with the Go
 // runtime and process collectors and popgate_build_info, in reg.
-func newMetrics(reg *prometheus.Registry) *metrics {
-	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
-		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
-	}
+func newMetrics(reg *promtext.Registry) *metrics {
+	counter := promtext.NewCounterVec
 	m := &metrics{
 		reg: reg,
 		pop3Logins: counter("popgate_pop3_logins_total",
@@ -88,53 +85,52 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			"Connections refused for exceeding a connection limit, by protocol.", "proto"),
 		logEvents: counter("popgate_log_events_total",
 			"Log records at warn and error level, whatever log.level is.", "level"),
-		mirrorWrite: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "popgate_mirror_write_seconds",
-			Help:    "Time to rewrite one access map file, by result: ok or error.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
-		}, []string{"result"}),
+		mirrorWrite: promtext.NewHistogramVec("popgate_mirror_write_seconds",
+			"Time to rewrite one access map file, by result: ok or error.", "result",
+			[]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}),
 	}
-	reg.MustRegister(m.pop3Logins, m.smtpAuth, m.grants, m.grantsSharing, m.relayDecisions, m.smtpRejections,
+	reg.Register(m.pop3Logins, m.smtpAuth, m.grants, m.grantsSharing, m.relayDecisions, m.smtpRejections,
 		m.messages, m.deliveries, m.connections, m.connsRefused, m.logEvents, m.mirrorWrite,
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name:        "popgate_build_info",
-			Help:        "Always 1; the version label is the running build.",
-			ConstLabels: prometheus.Labels{"version": version},
-		}, func() float64 { return 1 }),
+		promtext.GoCollector{},
+		promtext.ProcessCollector{},
+		promtext.GaugeFunc{
+			Name:   "popgate_build_info",
+			Help:   "Always 1; the version label is the running build.",
+			Labels: []promtext.Label{{Name: "version", Value: version}},
+			Value:  func() float64 { return 1 },
+		},
 	)
 	// Label values known in advance start at 0, so that rate() and alerts
 	// see a series before the first event.
 	for _, v := range []string{"ok", "failed", "throttled", "in_use"} {
-		m.pop3Logins.WithLabelValues(v)
+		m.pop3Logins.With(v)
 	}
 	for _, v := range []string{"ok", "failed", "throttled"} {
-		m.smtpAuth.WithLabelValues(v)
+		m.smtpAuth.With(v)
 	}
 	for _, v := range []string{"granted", "expired", "revoked", "refused"} {
-		m.grants.WithLabelValues(v)
+		m.grants.With(v)
 	}
 	for _, v := range []string{"lost", "restored", "written_back"} {
-		m.grantsSharing.WithLabelValues(v)
+		m.grantsSharing.With(v)
 	}
 	for _, v := range []string{"denied", "granted_by_pop", "allowed"} {
-		m.relayDecisions.WithLabelValues(v)
+		m.relayDecisions.With(v)
 	}
 	for _, v := range []string{"connect", "sender", "recipient", "unknown_recipient"} {
-		m.smtpRejections.WithLabelValues(v)
+		m.smtpRejections.With(v)
 	}
 	for _, v := range []string{"accepted", "enqueued", "done", "deferred", "bounced"} {
-		m.messages.WithLabelValues(v)
+		m.messages.With(v)
 	}
 	for _, v := range []string{"sent", "deferred", "failed"} {
-		m.deliveries.WithLabelValues(v)
+		m.deliveries.With(v)
 	}
 	for _, v := range []string{"pop3", "smtp"} {
-		m.connsRefused.WithLabelValues(v)
+		m.connsRefused.With(v)
 	}
 	for _, v := range []string{"warn", "error"} {
-		m.logEvents.WithLabelValues(v)
+		m.logEvents.With(v)
 	}
 	m.events = m.eventTable()
 	return m
@@ -144,8 +140,8 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 // fixed in the packages that log them (pop3, smtp, smtp/queue, acl):
 // changing one there must change it here, which metrics_test.go catches.
 func (m *metrics) eventTable() map[string]func(slog.Record) {
-	inc := func(c *prometheus.CounterVec, label string) func(slog.Record) {
-		ctr := c.WithLabelValues(label)
+	inc := func(c *promtext.CounterVec, label string) func(slog.Record) {
+		ctr := c.With(label)
 		return func(slog.Record) { ctr.Inc() }
 	}
 	return map[string]func(slog.Record){
@@ -153,11 +149,11 @@ func (m *metrics) eventTable() map[string]func(slog.Record) {
 		"pop3 login failed": func(r slog.Record) {
 			switch attr(r, "reason") {
 			case "throttled":
-				m.pop3Logins.WithLabelValues("throttled").Inc()
+				m.pop3Logins.With("throttled").Inc()
 			case "mailbox in use":
-				m.pop3Logins.WithLabelValues("in_use").Inc()
+				m.pop3Logins.With("in_use").Inc()
 			default:
-				m.pop3Logins.WithLabelValues("failed").Inc()
+				m.pop3Logins.With("failed").Inc()
 			}
 		},
 		"smtp auth ok":        inc(m.smtpAuth, "ok"),
@@ -171,7 +167,7 @@ func (m *metrics) eventTable() map[string]func(slog.Record) {
 
 		"relay grants sharing lost": inc(m.grantsSharing, "lost"),
 		"relay grants sharing restored": func(r slog.Record) {
-			m.grantsSharing.WithLabelValues("restored").Inc()
+			m.grantsSharing.With("restored").Inc()
 			m.grantsWrittenBack(r)
 		},
 		// The first connection may write back logins taken while the
@@ -188,14 +184,14 @@ func (m *metrics) eventTable() map[string]func(slog.Record) {
 		"smtp mail loop":            inc(m.smtpRejections, "loop"),
 
 		"smtp message accepted": func(r slog.Record) {
-			m.messages.WithLabelValues("accepted").Inc()
+			m.messages.With("accepted").Inc()
 			if attr(r, "remote_rcpts") == "0" || attr(r, "remote_rcpts") == "" {
 				return
 			}
 			if attr(r, "relay_grant") != "" {
-				m.relayDecisions.WithLabelValues("granted_by_pop").Inc()
+				m.relayDecisions.With("granted_by_pop").Inc()
 			} else {
-				m.relayDecisions.WithLabelValues("allowed").Inc()
+				m.relayDecisions.With("allowed").Inc()
 			}
 		},
 		"queue enqueued": inc(m.messages, "enqueued"),
@@ -205,11 +201,11 @@ func (m *metrics) eventTable() map[string]func(slog.Record) {
 		"queue attempt": func(r slog.Record) {
 			switch attr(r, "state") {
 			case "sent":
-				m.deliveries.WithLabelValues("sent").Inc()
+				m.deliveries.With("sent").Inc()
 			case "pending":
-				m.deliveries.WithLabelValues("deferred").Inc()
+				m.deliveries.With("deferred").Inc()
 			default:
-				m.deliveries.WithLabelValues("failed").Inc()
+				m.deliveries.With("failed").Inc()
 			}
 		},
 		"pop3 connection refused": inc(m.connsRefused, "pop3"),
@@ -261,9 +257,9 @@ func (h *countingHandler) Handle(ctx context.Context, r slog.Record) error {
 	}
 	switch {
 	case r.Level >= slog.LevelError:
-		h.m.logEvents.WithLabelValues("error").Inc()
+		h.m.logEvents.With("error").Inc()
 	case r.Level >= slog.LevelWarn:
-		h.m.logEvents.WithLabelValues("warn").Inc()
+		h.m.logEvents.With("warn").Inc()
 	}
 	if !h.next.Enabled(ctx, r.Level) {
 		return nil
@@ -279,7 +275,7 @@ func (h *countingHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 // grantsWrittenBack counts the grants a reconnection wrote back.
 func (m *metrics) grantsWrittenBack(r slog.Record) {
 	if n, err := strconv.Atoi(attr(r, "written_back")); err == nil && n > 0 {
-		m.grantsSharing.WithLabelValues("written_back").Add(float64(n))
+		m.grantsSharing.With("written_back").Add(float64(n))
 	}
 }
 
@@ -301,26 +297,14 @@ func (m *metrics) registerGauges(liveGrants func() int, queueSize func() (n int,
 	if m.gauges {
 		return errors.New("metrics: gauges already registered")
 	}
-	err := m.reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "popgate_relay_grants",
-		Help: "Live POP-before-SMTP relay grants.",
-	}, func() float64 { return float64(liveGrants()) }))
-	if err != nil {
-		return fmt.Errorf("metrics: %w", err)
-	}
-	if err := m.reg.Register(&queueCollector{size: queueSize}); err != nil {
-		return fmt.Errorf("metrics: %w", err)
-	}
+	m.reg.Register(promtext.GaugeFunc{
+		Name:  "popgate_relay_grants",
+		Help:  "Live POP-before-SMTP relay grants.",
+		Value: func() float64 { return float64(liveGrants()) },
+	}, queueCollector{size: queueSize})
 	m.gauges = true
 	return nil
 }
-
-var (
-	queueMessagesDesc = prometheus.NewDesc("popgate_queue_messages",
-		"Messages in the outbound queue.", nil, nil)
-	queueOldestDesc = prometheus.NewDesc("popgate_queue_oldest_seconds",
-		"Age of the oldest message in the outbound queue; 0 when it is empty.", nil, nil)
-)
 
 // queueCollector reports both queue gauges from one call of size, which
 // reads the queue from disk.
@@ -328,17 +312,13 @@ type queueCollector struct {
 	size func() (int, time.Duration)
 }
 
-// Describe sends the two gauge descriptions.
-func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- queueMessagesDesc
-	ch <- queueOldestDesc
-}
-
-// Collect reads the queue once and sends both gauges.
-func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+// Collect reads the queue once and writes both gauges.
+func (c queueCollector) Collect(w *promtext.Writer) {
 	n, oldest := c.size()
-	ch <- prometheus.MustNewConstMetric(queueMessagesDesc, prometheus.GaugeValue, float64(n))
-	ch <- prometheus.MustNewConstMetric(queueOldestDesc, prometheus.GaugeValue, oldest.Seconds())
+	w.Family("popgate_queue_messages", "Messages in the outbound queue.", "gauge")
+	w.Sample("popgate_queue_messages", nil, float64(n))
+	w.Family("popgate_queue_oldest_seconds", "Age of the oldest message in the outbound queue; 0 when it is empty.", "gauge")
+	w.Sample("popgate_queue_oldest_seconds", nil, oldest.Seconds())
 }
 
 // observeMirrorWrite records how long one access map rewrite took.
@@ -350,7 +330,7 @@ func (m *metrics) observeMirrorWrite(d time.Duration, err error) {
 	if err != nil {
 		result = "error"
 	}
-	m.mirrorWrite.WithLabelValues(result).Observe(d.Seconds())
+	m.mirrorWrite.With(result).Observe(d.Seconds())
 }
 
 // mapWriter wraps w so that every map rewrite is timed into
@@ -389,13 +369,13 @@ func (m *metrics) countAccepts(name string, ln net.Listener) net.Listener {
 	if m == nil {
 		return ln
 	}
-	return &countingListener{Listener: ln, accepted: m.connections.WithLabelValues(name)}
+	return &countingListener{Listener: ln, accepted: m.connections.With(name)}
 }
 
 // countingListener is the net.Listener built by metrics.countAccepts.
 type countingListener struct {
 	net.Listener
-	accepted prometheus.Counter
+	accepted *promtext.Counter
 }
 
 // Accept counts each connection the kernel hands over.
@@ -420,18 +400,16 @@ func (m *metrics) instrument(s *services) error {
 		return err
 	}
 	if s.shared != nil {
-		err := m.reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		m.reg.Register(promtext.GaugeFunc{
 			Name: "popgate_grants_store_up",
 			Help: "1 while the shared grants store (relay.grants_url) is reachable and grants are shared, 0 while this instance relies on its own grants.",
-		}, func() float64 {
-			if s.shared.Status().Up {
-				return 1
-			}
-			return 0
-		}))
-		if err != nil {
-			return fmt.Errorf("metrics: %w", err)
-		}
+			Value: func() float64 {
+				if s.shared.Status().Up {
+					return 1
+				}
+				return 0
+			},
+		})
 	}
 	for i := range s.listeners {
 		s.listeners[i].ln = m.countAccepts(s.listeners[i].name, s.listeners[i].ln)
@@ -457,17 +435,13 @@ func (s *services) queueStats() (int, time.Duration) {
 
 // serveMetrics serves reg as Prometheus text on http://addr/metrics until
 // ctx is done, and returns the bound listener (addr may use port 0).
-func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry) (net.Listener, error) {
+func serveMetrics(ctx context.Context, addr string, reg *promtext.Registry) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics.listen: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		Timeout:           metricsScrapeTimeout,
-		ErrorHandling:     promhttp.ContinueOnError,
-		EnableOpenMetrics: true,
-	}))
+	mux.Handle("GET /metrics", http.TimeoutHandler(reg.Handler(), metricsScrapeTimeout, "metrics: scrape timed out\n"))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "popgate metrics: /metrics")

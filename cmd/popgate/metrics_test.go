@@ -18,16 +18,18 @@ import (
 
 	"github.com/popgate/popgate/acl"
 	"github.com/popgate/popgate/acl/mapfile"
+	"github.com/popgate/popgate/cmd/popgate/internal/promtext"
 	"github.com/popgate/popgate/pop3/pop3test"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // startMetrics serves a fresh registry on 127.0.0.1:0 and returns the
 // metrics, the /metrics URL and the context's cancel.
-func startMetrics(t *testing.T) (*metrics, *prometheus.Registry, string, context.CancelFunc) {
+func startMetrics(t *testing.T) (*metrics, *promtext.Registry, string, context.CancelFunc) {
 	t.Helper()
-	reg := prometheus.NewRegistry()
+	reg := promtext.NewRegistry()
 	m := newMetrics(reg)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -187,7 +189,7 @@ popgate_log_events_total{level="warn"} 9
 // TestMetricsDebugPassesThrough: with the log at debug level, debug
 // records still reach it through the counting handler.
 func TestMetricsDebugPassesThrough(t *testing.T) {
-	m := newMetrics(prometheus.NewRegistry())
+	m := newMetrics(promtext.NewRegistry())
 	var out bytes.Buffer
 	log := slog.New(m.handler(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	log.Debug("smtp connection accepted", "x", 1)
@@ -221,7 +223,7 @@ func TestMetricsEventNamesExist(t *testing.T) {
 			src.Write(b)
 		}
 	}
-	m := newMetrics(prometheus.NewRegistry())
+	m := newMetrics(promtext.NewRegistry())
 	for msg := range m.events {
 		if !strings.Contains(src.String(), `"`+msg+`"`) {
 			t.Errorf("metrics count %q, but no package logs it", msg)
@@ -269,7 +271,7 @@ func TestMetricsRealServer(t *testing.T) {
 	}
 	// The smarthost refuses connections: the first attempt defers.
 	waitFor(t, "a deferred delivery", func() bool {
-		return testutil.ToFloat64(m.deliveries.WithLabelValues("deferred")) >= 1
+		return m.deliveries.With("deferred").Value() >= 1
 	})
 
 	body := scrape(t, url)
@@ -416,7 +418,7 @@ func TestMetricsServerLifecycle(t *testing.T) {
 	})
 
 	for _, bad := range []string{"127.0.0.1", "256.0.0.1:0", "127.0.0.1:99999"} {
-		if _, err := serveMetrics(context.Background(), bad, prometheus.NewRegistry()); err == nil || !strings.HasPrefix(err.Error(), "metrics.listen: ") {
+		if _, err := serveMetrics(context.Background(), bad, promtext.NewRegistry()); err == nil || !strings.HasPrefix(err.Error(), "metrics.listen: ") {
 			t.Errorf("serveMetrics(%q) = %v, want a metrics.listen error", bad, err)
 		}
 	}
@@ -426,7 +428,7 @@ func TestMetricsServerLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	if _, err := serveMetrics(context.Background(), ln.Addr().String(), prometheus.NewRegistry()); err == nil {
+	if _, err := serveMetrics(context.Background(), ln.Addr().String(), promtext.NewRegistry()); err == nil {
 		t.Error("serveMetrics on a bound port succeeded")
 	}
 }
@@ -484,7 +486,7 @@ func FuzzMetricsHandler(f *testing.F) {
 	f.Add("relay grant", "ip", "192.0.2.1", int8(-4))
 	f.Add("", "", "", int8(8))
 	f.Fuzz(func(t *testing.T, msg, key, val string, level int8) {
-		reg := prometheus.NewRegistry()
+		reg := promtext.NewRegistry()
 		m := newMetrics(reg)
 		next := &recordingHandler{level: slog.LevelWarn}
 		h := m.handler(next)
@@ -503,7 +505,12 @@ func FuzzMetricsHandler(f *testing.F) {
 		} else if len(next.records) != 0 {
 			t.Fatalf("a %v record reached a warn handler", l)
 		}
-		families, err := reg.Gather()
+		var buf bytes.Buffer
+		if _, err := reg.WriteTo(&buf); err != nil {
+			t.Fatal(err)
+		}
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		families, err := p.TextToMetricFamilies(&buf)
 		if err != nil {
 			t.Fatal(err)
 		}

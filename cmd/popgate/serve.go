@@ -20,13 +20,13 @@ import (
 
 	"github.com/popgate/popgate/acl"
 	"github.com/popgate/popgate/auth"
+	"github.com/popgate/popgate/cmd/popgate/internal/promtext"
 	"github.com/popgate/popgate/maildir"
 	"github.com/popgate/popgate/pop3"
 	"github.com/popgate/popgate/smtp"
 	"github.com/popgate/popgate/smtp/aliases"
 	"github.com/popgate/popgate/smtp/pickup"
 	"github.com/popgate/popgate/smtp/queue"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/afero"
 )
 
@@ -419,7 +419,7 @@ func serveCommand(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
+	reg := promtext.NewRegistry()
 	var m *metrics
 	if cfg.Metrics.Listen != "" {
 		m = newMetrics(reg)
