@@ -315,10 +315,8 @@ type queueCollector struct {
 // Collect reads the queue once and writes both gauges.
 func (c queueCollector) Collect(w *promtext.Writer) {
 	n, oldest := c.size()
-	w.Family("popgate_queue_messages", "Messages in the outbound queue.", "gauge")
-	w.Sample("popgate_queue_messages", nil, float64(n))
-	w.Family("popgate_queue_oldest_seconds", "Age of the oldest message in the outbound queue; 0 when it is empty.", "gauge")
-	w.Sample("popgate_queue_oldest_seconds", nil, oldest.Seconds())
+	w.Single("popgate_queue_messages", "Messages in the outbound queue.", "gauge", float64(n))
+	w.Single("popgate_queue_oldest_seconds", "Age of the oldest message in the outbound queue; 0 when it is empty.", "gauge", oldest.Seconds())
 }
 
 // observeMirrorWrite records how long one access map rewrite took.

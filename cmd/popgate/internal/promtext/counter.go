@@ -1,6 +1,7 @@
 package promtext
 
 import (
+	"maps"
 	"math"
 	"slices"
 	"sync"
@@ -59,21 +60,24 @@ func (v *CounterVec) With(value string) *Counter {
 
 // Collect writes the family, its counters ordered by label value.
 func (v *CounterVec) Collect(w *Writer) {
-	v.mu.Lock()
-	values := make([]string, 0, len(v.counters))
-	for k := range v.counters {
-		values = append(values, k)
-	}
-	counters := make([]*Counter, len(values))
-	slices.Sort(values)
-	for i, k := range values {
-		counters[i] = v.counters[k]
-	}
-	v.mu.Unlock()
+	values, counters := snapshot(&v.mu, v.counters)
 	w.Family(v.name, v.help, "counter")
 	for i, k := range values {
 		w.Sample(v.name, []Label{{v.label, k}}, counters[i].Value())
 	}
+}
+
+// snapshot returns m's label values in order and their members, read
+// under mu, so that a scrape writes them without holding it.
+func snapshot[T any](mu *sync.Mutex, m map[string]T) ([]string, []T) {
+	mu.Lock()
+	defer mu.Unlock()
+	keys := slices.Sorted(maps.Keys(m))
+	vals := make([]T, len(keys))
+	for i, k := range keys {
+		vals[i] = m[k]
+	}
+	return keys, vals
 }
 
 // GaugeFunc is a gauge whose value is read when it is scraped.

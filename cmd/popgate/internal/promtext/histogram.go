@@ -60,17 +60,7 @@ func (v *HistogramVec) With(value string) *Histogram {
 // Collect writes the family: cumulative buckets, sum and count per label
 // value, ordered by label value.
 func (v *HistogramVec) Collect(w *Writer) {
-	v.mu.Lock()
-	values := make([]string, 0, len(v.hists))
-	for k := range v.hists {
-		values = append(values, k)
-	}
-	slices.Sort(values)
-	hists := make([]*Histogram, len(values))
-	for i, k := range values {
-		hists[i] = v.hists[k]
-	}
-	v.mu.Unlock()
+	values, hists := snapshot(&v.mu, v.hists)
 	w.Family(v.name, v.help, "histogram")
 	for i, k := range values {
 		h := hists[i]

@@ -20,15 +20,11 @@ const clockTicks = 100
 
 // Collect reads /proc/self once and writes what it found.
 func (ProcessCollector) Collect(w *Writer) {
-	gauge := func(name, help string, v float64) {
-		w.Family(name, help, "gauge")
-		w.Sample(name, nil, v)
-	}
+	gauge := func(name, help string, v float64) { w.Single(name, help, "gauge", v) }
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		cpu := float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
-		w.Family("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", "counter")
-		w.Sample("process_cpu_seconds_total", nil, cpu)
+		w.Single("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", "counter", cpu)
 	}
 	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
 		gauge("process_open_fds", "Number of open file descriptors.", float64(len(fds)))

@@ -2,7 +2,6 @@ package promtext
 
 import (
 	"bufio"
-	"bytes"
 	"io"
 	"math"
 	"net/http"
@@ -51,18 +50,11 @@ func (r *Registry) WriteTo(w io.Writer) (int64, error) {
 	return cw.n, err
 }
 
-// Handler serves the registry: one GET is one scrape, written whole
-// before the first byte is sent.
+// Handler serves the registry, one scrape per GET.
 func (r *Registry) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		var buf bytes.Buffer
-		if _, err := r.WriteTo(&buf); err != nil {
-			http.Error(w, "metrics: "+err.Error(), http.StatusInternalServerError)
-			return
-		}
 		w.Header().Set("Content-Type", ContentType)
-		w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
-		_, _ = w.Write(buf.Bytes())
+		_, _ = r.WriteTo(w) // an error here is the client gone
 	})
 }
 
@@ -100,6 +92,12 @@ func (w *Writer) Family(name, help, typ string) {
 	w.w.WriteByte(' ')
 	w.w.WriteString(typ)
 	w.w.WriteByte('\n')
+}
+
+// Single writes a family of one sample without labels.
+func (w *Writer) Single(name, help, typ string, v float64) {
+	w.Family(name, help, typ)
+	w.Sample(name, nil, v)
 }
 
 // Sample writes one sample line of the current family.

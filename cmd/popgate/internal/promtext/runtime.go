@@ -14,14 +14,8 @@ type GoCollector struct{}
 
 // Collect reads the runtime's statistics once and writes them.
 func (GoCollector) Collect(w *Writer) {
-	gauge := func(name, help string, v float64) {
-		w.Family(name, help, "gauge")
-		w.Sample(name, nil, v)
-	}
-	counter := func(name, help string, v float64) {
-		w.Family(name, help, "counter")
-		w.Sample(name, nil, v)
-	}
+	gauge := func(name, help string, v float64) { w.Single(name, help, "gauge", v) }
+	counter := func(name, help string, v float64) { w.Single(name, help, "counter", v) }
 
 	gauge("go_goroutines", "Number of goroutines that currently exist.", float64(runtime.NumGoroutine()))
 	gauge("go_threads", "Number of OS threads created.", float64(pprof.Lookup("threadcreate").Count()))
