@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -172,9 +171,6 @@ type redisBackend struct {
 	st      sharedStore
 	channel string
 	pool    *redis.Pool
-
-	mu     sync.Mutex
-	closed bool
 }
 
 func newRedisBackend(st sharedStore) *redisBackend {
@@ -358,11 +354,5 @@ func (b *redisBackend) subscribe(ctx context.Context, ready func(), msg func(str
 	}
 }
 
-func (b *redisBackend) close() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !b.closed {
-		b.closed = true
-		b.pool.Close()
-	}
-}
+// close closes the pool; redigo's Pool.Close is itself safe to repeat.
+func (b *redisBackend) close() { _ = b.pool.Close() }
